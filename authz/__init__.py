@@ -1,0 +1,1 @@
+"""The ext_authz decision engine: extract → verify (or cache) → policy → mutation."""

@@ -1,0 +1,101 @@
+"""Engine.decide: one request in, one Decision out. Never raises (DESIGN rule 3)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Awaitable, Callable
+
+from authz import jose, policy
+from authz.cache import MAX_DECISIONS_PER_ENTRY, TokenCache, token_key
+from authz.decision import MISSING_TOKEN, Decision, forbidden, unauthorized
+from authz.errors import TokenError
+from authz.extract import TokenExtractor
+from authz.identity import Identity
+from authz.introspection import Introspector
+from authz.metrics import AuthzMetrics
+from authz.mutation import Mutator
+from authz.policy import RuleBook
+from authz.request import AuthRequest
+from authz.verify import JwtVerifier
+
+log = logging.getLogger("authz.engine")
+
+RevocationCheck = Callable[[Identity], Awaitable[bool]]
+INTERNAL_ERROR = forbidden("authorization could not be decided", "internal_error")
+PROJECT_HEADER = "x-project"
+
+
+class Engine:
+    def __init__(self, extractor: TokenExtractor, verifier: JwtVerifier, cache: TokenCache, rules: RuleBook,
+                 mutator: Mutator, metrics: AuthzMetrics, introspector: Introspector | None = None,
+                 is_revoked: RevocationCheck | None = None) -> None:
+        self.extractor = extractor
+        self.verifier = verifier
+        self.cache = cache
+        self.rules = rules
+        self.mutator = mutator
+        self.metrics = metrics
+        self.introspector = introspector
+        self.is_revoked = is_revoked
+        self._anonymous = mutator.allow(None, None)
+
+    async def decide(self, req: AuthRequest, mode: str = "grpc") -> Decision:
+        started = time.perf_counter()
+        token_hash = b""
+        try:
+            decision, token_hash = await self._decide(req)
+        except Exception:
+            log.exception("ext_authz internal error; denying")
+            decision = INTERNAL_ERROR
+        self.metrics.decision(mode, decision.allowed, decision.reason, time.perf_counter() - started)
+        if not decision.allowed:
+            log.info("deny", extra={"status": decision.status, "reason": decision.reason,
+                                    "token_sha256": token_hash.hex()[:12], "path": req.path[:200]})
+        return decision
+
+    async def _decide(self, req: AuthRequest) -> tuple[Decision, bytes]:
+        try:
+            token = self.extractor.extract(req)
+        except TokenError as exc:
+            return unauthorized(exc.description, exc.reason), b""
+        rules = self.rules.for_request(req.path, req.context_extensions)
+        if token is None:
+            return (self._anonymous if rules.allow_anonymous else MISSING_TOKEN), b""
+        key = token_key(token)
+        entry = self.cache.get(key)
+        if entry is None:
+            self.metrics.cache_misses += 1
+            try:
+                identity = await self._authenticate(token)
+            except TokenError as exc:
+                refusal = unauthorized(exc.description, exc.reason)
+                self.cache.put_refusal(key, refusal)
+                return refusal, key
+            entry = self.cache.put(key, identity)
+        else:
+            self.metrics.cache_hits += 1
+            if entry.identity is None:
+                return entry.refusal, key
+        project = req.headers.get(PROJECT_HEADER)
+        memo = (rules, project)
+        decision = entry.decisions.get(memo)
+        if decision is None:
+            outcome = policy.check(entry.identity, rules, project)
+            decision = outcome if isinstance(outcome, Decision) else self.mutator.allow(entry.identity, outcome)
+            if len(entry.decisions) < MAX_DECISIONS_PER_ENTRY:
+                entry.decisions[memo] = decision
+        return decision, key
+
+    async def _authenticate(self, token: str) -> Identity:
+        if jose.looks_like_jwt(token) or token.count(".") == 4:
+            identity = await self.verifier.verify(token)
+        elif self.introspector is not None:
+            if len(token) > jose.MAX_TOKEN_BYTES:
+                raise TokenError("token is too large", "malformed")
+            identity = await self.introspector.introspect(token)
+        else:
+            raise TokenError("opaque tokens are not accepted here", "malformed")
+        if self.is_revoked is not None and await self.is_revoked(identity):
+            raise TokenError("token has been revoked", "revoked")
+        return identity

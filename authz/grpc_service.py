@@ -1,0 +1,79 @@
+"""The gRPC face: envoy.service.auth.v3.Authorization/Check.
+
+The handler is registered with no response serializer: it returns bytes, so the encoded
+CheckResponse of a cached decision is built once and reused for every later hit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
+from envoy.service.auth.v3 import external_auth_pb2 as pb
+from envoy.type.v3.http_status_pb2 import HttpStatus
+from google.protobuf.struct_pb2 import Struct
+from google.rpc.status_pb2 import Status
+
+from authz.decision import Decision, forbidden
+from authz.engine import Engine
+from authz.request import AuthRequest
+
+log = logging.getLogger("authz.grpc")
+
+SERVICE = "envoy.service.auth.v3.Authorization"
+_OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_GRPC_CODE = {401: 16, 403: 7}  # UNAUTHENTICATED, PERMISSION_DENIED
+
+
+def encode(decision: Decision) -> bytes:
+    """The wire form of a decision's CheckResponse."""
+    if decision.allowed:
+        ok = pb.OkHttpResponse(
+            headers=[HeaderValueOption(header=HeaderValue(key=k, value=v), append_action=_OVERWRITE)
+                     for k, v in decision.headers],
+            headers_to_remove=list(decision.remove))
+        response = pb.CheckResponse(status=Status(code=0), ok_response=ok)
+    else:
+        denied = pb.DeniedHttpResponse(
+            status=HttpStatus(code=decision.status),
+            headers=[HeaderValueOption(header=HeaderValue(key="www-authenticate", value=decision.www_authenticate),
+                                       append_action=_OVERWRITE),
+                     HeaderValueOption(header=HeaderValue(key="content-type", value="application/json"),
+                                       append_action=_OVERWRITE)],
+            body=decision.body.decode())
+        response = pb.CheckResponse(status=Status(code=_GRPC_CODE.get(decision.status, 7)), denied_response=denied)
+    if decision.metadata:
+        meta = Struct()
+        meta.update(decision.metadata)
+        response.dynamic_metadata.CopyFrom(meta)
+    return response.SerializeToString()
+
+
+FALLBACK = encode(forbidden("authorization could not be decided", "internal_error"))
+
+
+class AuthorizationService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def check(self, request: pb.CheckRequest, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            attrs = request.attributes
+            http = attrs.request.http
+            # protobuf maps are read in place: no copy of the headers per request
+            req = AuthRequest(http.headers, http.path or "/", http.method, attrs.context_extensions)
+            decision = await self.engine.decide(req, "grpc")
+            wire = decision.wire
+            if wire is None:
+                wire = decision.wire = encode(decision)
+            return wire
+        except Exception:  # never a gRPC error: Envoy would apply its own failure mode
+            log.exception("Check failed; denying")
+            return FALLBACK
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(SERVICE, {
+            "Check": grpc.unary_unary_rpc_method_handler(
+                self.check, request_deserializer=pb.CheckRequest.FromString, response_serializer=None),
+        })

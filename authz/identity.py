@@ -1,0 +1,72 @@
+"""Identity: the verified facts about a token's holder, from a JWT or an introspection answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from authz.errors import TokenError
+
+_FORBIDDEN = ("\r", "\n", "\0")
+
+
+def _clean(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise TokenError(f"claim {name} has the wrong type", "bad_claim")
+    text = str(value)
+    if any(c in text for c in _FORBIDDEN):
+        raise TokenError(f"claim {name} contains control characters", "bad_claim")
+    return text
+
+
+def _str_list(name: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise TokenError(f"claim {name} must be a list of strings", "bad_claim")
+    return tuple(v for v in (_clean(name, item) for item in value) if v)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    subject: str | None
+    tenant: str | None
+    org_id: str | None
+    project_ids: tuple[str, ...]
+    client_id: str | None
+    scopes: frozenset[str]
+    scope_text: str
+    audiences: tuple[str, ...]
+    issuer: str | None
+    jti: str | None
+    expires_at: float
+    issued_at: float | None = None
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any], expires_at: float) -> "Identity":
+        scope = claims.get("scope", "")
+        if isinstance(scope, list):  # some issuers send a list ("scp" style)
+            scope = " ".join(str(s) for s in scope)
+        scope_text = _clean("scope", scope) or ""
+        project_ids = _str_list("project_ids", claims.get("project_ids"))
+        if not project_ids and claims.get("project_id"):
+            project_ids = _str_list("project_id", claims.get("project_id"))
+        iat = claims.get("iat")
+        return cls(
+            subject=_clean("sub", claims.get("sub")),
+            tenant=_clean("tenant", claims.get("tenant")),
+            org_id=_clean("org_id", claims.get("org_id")),
+            project_ids=project_ids,
+            client_id=_clean("client_id", claims.get("client_id") or claims.get("azp")),
+            scopes=frozenset(scope_text.split()),
+            scope_text=" ".join(scope_text.split()),
+            audiences=_str_list("aud", claims.get("aud")),
+            issuer=_clean("iss", claims.get("iss")),
+            jti=_clean("jti", claims.get("jti")),
+            expires_at=expires_at,
+            issued_at=float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool) else None,
+        )

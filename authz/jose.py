@@ -1,0 +1,71 @@
+"""Strict parsing of a compact JWS, before any key is chosen.
+
+Refuses what should never reach a verifier: `alg: none`, embedded keys or key URLs
+(`jwk`, `jku`, `x5u`, `x5c`), `crit` extensions, JWE (5 parts), broken base64, non-object JSON.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from authz.errors import TokenError
+
+MAX_TOKEN_BYTES = 16 * 1024
+_REFUSED_HEADERS = ("jwk", "jku", "x5u", "x5c", "crit")
+_B64_TABLE = str.maketrans("-_", "+/")
+
+
+def b64url_decode(segment: str) -> bytes:
+    if "=" in segment or "+" in segment or "/" in segment:
+        raise TokenError("token is not valid base64url", "malformed")
+    try:
+        return binascii.a2b_base64((segment + "=" * (-len(segment) % 4)).translate(_B64_TABLE), strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise TokenError("token is not valid base64url", "malformed") from None
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise TokenError(f"token {what} is not valid JSON", "malformed") from None
+    if not isinstance(value, dict):
+        raise TokenError(f"token {what} is not a JSON object", "malformed")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class CompactJws:
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2
+
+
+def parse(token: str) -> CompactJws:
+    if len(token) > MAX_TOKEN_BYTES:
+        raise TokenError("token is too large", "malformed")
+    parts = token.split(".")
+    if len(parts) == 5:
+        raise TokenError("encrypted tokens (JWE) are not accepted", "malformed")
+    if len(parts) != 3:
+        raise TokenError("token is not a compact JWS", "malformed")
+    header = _json_object(b64url_decode(parts[0]), "header")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg or alg.lower() == "none":
+        raise TokenError("unsigned tokens (alg none) are not accepted", "bad_alg")
+    for name in _REFUSED_HEADERS:
+        if name in header:
+            raise TokenError(f"token header {name!r} is not accepted", "bad_header")
+    claims = _json_object(b64url_decode(parts[1]), "payload")
+    signature = b64url_decode(parts[2])
+    if not signature:
+        raise TokenError("token has no signature", "malformed")
+    return CompactJws(header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)

@@ -1,0 +1,39 @@
+"""The header mutation for an allowed request: trusted identity headers in, smuggled ones out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.settings import HeaderNames
+
+from authz.decision import Decision
+from authz.identity import Identity
+
+
+class Mutator:
+    def __init__(self, names: HeaderNames, remove_authorization: bool = False) -> None:
+        self.names = names
+        self.managed = (names.tenant, names.org, names.project, names.user, names.client, names.scopes)
+        self._extra_remove = ("authorization",) if remove_authorization else ()
+
+    def allow(self, identity: Identity | None, project: str | None) -> Decision:
+        n = self.names
+        values = ((n.tenant, identity.tenant), (n.org, identity.org_id), (n.project, project),
+                  (n.user, identity.subject), (n.client, identity.client_id),
+                  (n.scopes, identity.scope_text)) if identity is not None else ()
+        headers = tuple((name, value) for name, value in values if value)
+        set_names = {name for name, _ in headers}
+        # Every managed name that we do not set is removed, so a client can never smuggle one
+        # in; those we set are overwritten (never appended), which removes the client's value.
+        remove = tuple(name for name in self.managed if name not in set_names) + self._extra_remove
+        return Decision(True, 200, "ok", headers=headers, remove=remove,
+                        metadata=self._metadata(identity, project))
+
+    @staticmethod
+    def _metadata(identity: Identity | None, project: str | None) -> dict[str, Any]:
+        if identity is None:
+            return {"anonymous": True}
+        meta = {"sub": identity.subject, "tenant": identity.tenant, "org_id": identity.org_id,
+                "project_id": project, "client_id": identity.client_id, "scope": identity.scope_text,
+                "iss": identity.issuer, "jti": identity.jti}
+        return {k: v for k, v in meta.items() if v}

@@ -1,0 +1,169 @@
+"""The settings model. One frozen object, built once at start (DESIGN rule 5)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+def _listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+class HeaderNames(BaseModel):
+    """Names of the identity headers injected for the upstream."""
+
+    model_config = _FROZEN
+    tenant: str = "x-tenant-id"
+    org: str = "x-org-id"
+    project: str = "x-project-id"
+    user: str = "x-user-id"
+    client: str = "x-client-id"
+    scopes: str = "x-scopes"
+
+    @field_validator("*")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        if not value or any(c in value for c in " :\r\n\0"):
+            raise ValueError(f"not a valid header name: {value!r}")
+        return value.lower()
+
+
+class TokenSources(BaseModel):
+    """Where ext_authz looks for a token besides Authorization and X-Auth-Token."""
+
+    model_config = _FROZEN
+    cookie: str | None = None
+    query_param: str | None = None
+
+
+class CacheSettings(BaseModel):
+    model_config = _FROZEN
+    max_entries: int = Field(100_000, ge=1)
+    ttl_seconds: float = Field(300.0, gt=0)
+    negative_ttl_seconds: float = Field(0.0, ge=0, description="0 = no negative caching")
+
+
+class JwksSettings(BaseModel):
+    model_config = _FROZEN
+    refresh_seconds: float = Field(300.0, gt=0)
+    unknown_kid_cooldown_seconds: float = Field(30.0, ge=0)
+    timeout_seconds: float = Field(5.0, gt=0)
+
+
+class StaticKey(BaseModel):
+    """A trusted issuer's public key, pinned to one algorithm."""
+
+    model_config = _FROZEN
+    kid: str
+    alg: Literal["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
+    pem: str
+
+
+class TrustedIssuer(BaseModel):
+    model_config = _FROZEN
+    issuer: str
+    jwks_uri: str | None = None
+    keys: tuple[StaticKey, ...] = ()
+    audiences: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _has_keys(self) -> "TrustedIssuer":
+        if not self.jwks_uri and not self.keys:
+            raise ValueError("needs jwks_uri or keys")
+        return self
+
+
+class RouteRule(BaseModel):
+    """Rules by path prefix, for meshes (Istio) that cannot send context_extensions."""
+
+    model_config = _FROZEN
+    path_prefix: str
+    required_scopes: str = ""
+    audience: str = ""
+    allow_anonymous: bool = False
+    tenant: str = ""
+
+
+class Introspection(BaseModel):
+    """An external RFC 7662 endpoint for opaque tokens."""
+
+    model_config = _FROZEN
+    url: str
+    client_id: str
+    client_secret: SecretStr
+    timeout_seconds: float = Field(3.0, gt=0)
+
+
+class PasswordHashing(BaseModel):
+    """argon2id parameters; defaults are OWASP's (m=19 MiB, t=2, p=1)."""
+
+    model_config = _FROZEN
+    memory_kib: int = Field(19 * 1024, ge=1024)
+    time_cost: int = Field(2, ge=1)
+    parallelism: int = Field(1, ge=1)
+
+
+class Settings(BaseModel):
+    model_config = _FROZEN
+
+    issuer: str = "http://127.0.0.1:8080"
+    grpc_listen: str = "0.0.0.0:9191"
+    http_listen: str = "0.0.0.0:8080"
+    workers: int = Field(1, ge=1, le=64)
+    store_url: str = "memory://"
+    keys_dir: str | None = None
+    signing_alg: Literal["ES256", "RS256", "EdDSA"] = "ES256"
+    admin_token: SecretStr | None = None
+    audiences: tuple[str, ...] = ()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    drain_seconds: float = Field(10.0, ge=0)
+
+    # ext_authz
+    leeway_seconds: float = Field(30.0, ge=0, le=600)
+    token_sources: TokenSources = TokenSources()
+    headers: HeaderNames = HeaderNames()
+    remove_authorization: bool = False
+    cache: CacheSettings = CacheSettings()
+    jwks: JwksSettings = JwksSettings()
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    routes: tuple[RouteRule, ...] = ()
+    introspection: Introspection | None = None
+
+    # token service
+    access_token_ttl_seconds: int = Field(900, ge=1)
+    refresh_token_ttl_seconds: int = Field(86_400, ge=1)
+    offline_refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=1)
+    password_hashing: PasswordHashing = PasswordHashing()
+    credentials_service_url: str | None = None
+    login_max_failures: int = Field(5, ge=1)
+    login_lockout_seconds: int = Field(60, ge=1)
+    max_body_bytes: int = Field(65_536, ge=1024)
+
+    _check_listen = field_validator("grpc_listen", "http_listen")(lambda cls, v: _listen(v))
+
+    @field_validator("store_url")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        schemes = ("memory://", "redis://", "rediss://", "redis+sentinel://", "redis+cluster://")
+        if not value.startswith(schemes):
+            raise ValueError(f"expected one of {', '.join(schemes)}; got {value!r}")
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def accepted_audiences(self) -> tuple[str, ...]:
+        """Audiences ext_authz accepts: configured ones, else our own issuer."""
+        return self.audiences or (self.issuer,)

@@ -1,0 +1,106 @@
+"""The `auth-sidecar` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from config import ConfigError, load_settings
+from config.settings import Settings
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    try:
+        return load_settings(getattr(args, "config", None), overrides={k: v for k, v in overrides.items() if v})
+    except ConfigError as exc:
+        print(f"auth-sidecar: config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args, workers=args.workers)
+    try:
+        from sidecar.container import load_keyring  # validate keys before forking workers
+        if settings.keys_dir:
+            load_keyring(settings)
+    except ValueError as exc:
+        print(f"auth-sidecar: config error: keys_dir: {exc}", file=sys.stderr)
+        return 2
+    from sidecar import server
+
+    if settings.workers > 1:
+        from sidecar.workers import run_workers
+        return run_workers(settings, settings.workers, server.run)
+    server.run(settings)
+    return 0
+
+
+def cmd_token_mint(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from sidecar.container import load_keyring
+    from sidecar.oauth.issuer import TokenIssuer
+
+    keyring = load_keyring(settings)
+    if keyring.ephemeral:
+        print("auth-sidecar: warning: no keys_dir, the token is signed with a throwaway key", file=sys.stderr)
+    issuer = TokenIssuer(keyring, settings.issuer, args.aud or settings.accepted_audiences[0])
+    issued = issuer.access_token(subject=args.sub, client_id=args.client_id, tenant=args.tenant,
+                                 scope=" ".join(args.scope or []).split(), ttl=args.ttl, org_id=args.org,
+                                 project_ids=args.project or [])
+    print(json.dumps({"access_token": issued.token, "claims": issued.claims}) if args.json else issued.token)
+    return 0
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from authz.keys import write_new_key
+
+    settings = _settings(args)
+    folder = args.dir or settings.keys_dir
+    if not folder:
+        print("auth-sidecar: keys generate needs --dir or keys_dir", file=sys.stderr)
+        return 2
+    print(write_new_key(folder, args.alg or settings.signing_alg))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="auth-sidecar", description="Envoy ext_authz server and OAuth 2.0 token service")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the ext_authz server and the token service")
+    serve.add_argument("--config", help="YAML settings file (also AUTH_SIDECAR_CONFIG)")
+    serve.add_argument("--workers", type=int, help="worker processes sharing the ports")
+    serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="access tokens").add_subparsers(dest="token_command", required=True)
+    mint = token.add_parser("mint", help="sign an access token with the configured keys")
+    mint.add_argument("--config")
+    mint.add_argument("--sub", required=True)
+    mint.add_argument("--tenant")
+    mint.add_argument("--org")
+    mint.add_argument("--project", action="append", help="repeat for several projects")
+    mint.add_argument("--scope", action="append", help="space-separated scopes; may repeat")
+    mint.add_argument("--ttl", type=int, default=900)
+    mint.add_argument("--aud")
+    mint.add_argument("--client-id", default="cli")
+    mint.add_argument("--json", action="store_true", help="print the claims too")
+    mint.set_defaults(func=cmd_token_mint)
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="keys_command", required=True)
+    gen = keys.add_parser("generate", help="write a new private key; the newest signs")
+    gen.add_argument("--config")
+    gen.add_argument("--dir")
+    gen.add_argument("--alg", choices=["ES256", "RS256", "EdDSA"])
+    gen.set_defaults(func=cmd_keys_generate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

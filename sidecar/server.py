@@ -1,0 +1,113 @@
+"""Server lifecycle, as uvicorn does it: start → serve → on SIGTERM mark not serving,
+stop accepting, drain in-flight work, close clients (DESIGN rule 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from typing import Any, Callable
+
+import grpc
+import uvicorn
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import CollectorRegistry
+
+from authz.grpc_service import SERVICE
+from authz.keys import KeyRing
+from config.settings import Settings
+from sidecar import container as composition
+from sidecar.http_app import build_app
+
+log = logging.getLogger("sidecar.server")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def bind_reuseport(listen: str) -> socket.socket:
+    """A listening socket that several worker processes can share (SO_REUSEPORT)."""
+    host, port = split_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield  # signals are ours: see serve()
+
+
+Extender = Callable[[composition.Container, CollectorRegistry], list]
+
+
+async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Extender | None = None,
+                on_ready: Callable[[], None] | None = None) -> None:
+    container = composition.build(settings, keyring)
+    registry = CollectorRegistry()
+    registry.register(container.metrics)
+    routes = extend(container, registry) if extend else []
+    await container.start()
+
+    grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 1 << 20)])
+    grpc_server.add_generic_rpc_handlers((container.authz_service.handler(),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    grpc_server.add_insecure_port(settings.grpc_listen)
+    await grpc_server.start()
+    for name in ("", SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    app = build_app(container, registry, routes)
+    sock = bind_reuseport(settings.http_listen)
+    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, server_header=False,
+                            timeout_graceful_shutdown=max(settings.drain_seconds, 1), loop="none")
+    http_server = _Uvicorn(config)
+    http_task = asyncio.create_task(http_server.serve(sockets=[sock]))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while not http_server.started and not http_task.done():
+        await asyncio.sleep(0.01)
+    log.info("serving", extra={"grpc": settings.grpc_listen, "http": settings.http_listen,
+                               "ephemeral_key": container.keyring.ephemeral})
+    if on_ready:
+        on_ready()
+    await stop.wait()
+
+    log.info("draining")
+    container.draining = True
+    for name in ("", SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    # stop() refuses new RPCs at once and lets in-flight ones finish within the grace
+    await grpc_server.stop(grace=settings.drain_seconds)
+    http_server.should_exit = True
+    await http_task
+    await container.close()
+    log.info("stopped")
+
+
+def run(settings: Settings, keyring_pem: bytes | None = None, extend: Any = None) -> None:
+    """Entry point of one worker process."""
+    from sidecar import logs
+
+    logs.setup(settings.log_level)
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    keyring = KeyRing.from_pem(keyring_pem) if keyring_pem else None
+    asyncio.run(serve(settings, keyring, extend))

@@ -1,0 +1,36 @@
+"""--workers N: N single-loop processes sharing the ports through SO_REUSEPORT."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from typing import Any
+
+from authz.keys import KeyRing, private_pem
+from config.settings import Settings
+
+
+def run_workers(settings: Settings, count: int, target: Any) -> int:
+    """Start `count` workers running target(settings, keyring_pem); forward SIGTERM; 0 if all exit 0."""
+    keyring_pem = None
+    if not settings.keys_dir:
+        # one ephemeral key for all workers, or a token minted by one would fail on another
+        keyring_pem = private_pem(KeyRing.ephemeral_key(settings.signing_alg).current.private_key)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=target, args=(settings, keyring_pem), name=f"worker-{i}") for i in range(count)]
+    for proc in procs:
+        proc.start()
+
+    def forward(signum: int, _frame: Any) -> None:
+        for proc in procs:
+            if proc.is_alive() and proc.pid:
+                os.kill(proc.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for proc in procs:
+        proc.join()
+    codes = [proc.exitcode for proc in procs]
+    return 0 if all(code == 0 for code in codes) else 1
+
