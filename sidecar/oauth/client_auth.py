@@ -1,0 +1,59 @@
+"""Client authentication: HTTP Basic (client_secret_basic) or body (client_secret_post), never both."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote_plus
+
+from starlette.requests import Request
+
+from sidecar.oauth.context import OAuthContext
+from sidecar.oauth.credentials import digest, secret_matches
+from sidecar.oauth.errors import InvalidClient, InvalidRequest, throttled
+from sidecar.store.records import Client
+
+_NO_SUCH_CLIENT = digest("no such client")
+
+
+def _basic(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidClient("malformed Basic credentials", headers={"WWW-Authenticate": 'Basic realm="auth-sidecar"'})
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClient("malformed Basic credentials", headers={"WWW-Authenticate": 'Basic realm="auth-sidecar"'})
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+async def authenticate(ctx: OAuthContext, request: Request, params: dict[str, str], required: bool = True) -> Client | None:
+    basic = _basic(request)
+    if basic and ("client_secret" in params or params.get("client_id", basic[0]) != basic[0]):
+        raise InvalidRequest("use one client authentication method: HTTP Basic or the request body, not both")
+    if basic:
+        client_id, secret = basic
+    elif "client_id" in params or "client_secret" in params:
+        client_id, secret = params.get("client_id", ""), params.get("client_secret", "")
+    elif required:
+        raise InvalidClient("client authentication is required",
+                            headers={"WWW-Authenticate": 'Basic realm="auth-sidecar"'})
+    else:
+        return None
+    challenge = {"WWW-Authenticate": 'Basic realm="auth-sidecar"'} if basic else {}
+    settings = ctx.settings
+    throttle_key = f"client:{client_id}"
+    count, retry_after = await ctx.store.failures(throttle_key)
+    if count >= settings.login_max_failures:
+        raise throttled(InvalidClient, retry_after)
+    client = await ctx.store.get_client(client_id) if client_id and len(client_id) <= 256 else None
+    # compare even when the client is unknown, so timing does not tell which case it is
+    ok = secret_matches(secret, client.secret_digest if client else _NO_SUCH_CLIENT)
+    if client is None or not ok or not secret:
+        await ctx.store.add_failure(throttle_key, settings.login_lockout_seconds)
+        raise InvalidClient("client authentication failed", headers=challenge)
+    return client

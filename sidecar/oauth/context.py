@@ -1,0 +1,28 @@
+"""What every grant and endpoint of the token service needs, built once by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config.settings import Settings
+from sidecar.oauth.credentials import Passwords
+from sidecar.oauth.issuer import TokenIssuer
+from sidecar.oauth.metrics import OAuthMetrics
+from sidecar.oauth.revoker import Revoker
+from sidecar.oauth.user_auth import CredentialChecker
+from sidecar.store import Store
+
+
+@dataclass
+class OAuthContext:
+    settings: Settings
+    store: Store
+    issuer: TokenIssuer
+    passwords: Passwords
+    credentials: CredentialChecker
+    metrics: OAuthMetrics
+    revoker: Revoker
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.settings.issuer + "/oauth/token"

@@ -1,0 +1,108 @@
+"""The store interface the token service and ext_authz revocation checks use."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Literal
+
+from sidecar.store.records import Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User
+
+
+class StoreUnavailable(Exception):
+    """The backing store did not answer (→ 503 temporarily_unavailable)."""
+
+
+class Conflict(Exception):
+    """A record with that identity exists already."""
+
+
+@dataclass(frozen=True)
+class Rotation:
+    outcome: Literal["ok", "missing", "reused", "revoked", "expired"]
+    record: RefreshRecord | None = None
+
+
+class Store(abc.ABC):
+    # lifecycle
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    @abc.abstractmethod
+    async def ping(self) -> bool: ...
+
+    # tenants, clients, users, service users, keys
+    @abc.abstractmethod
+    async def create_tenant(self, tenant: Tenant) -> None: ...
+    @abc.abstractmethod
+    async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+    @abc.abstractmethod
+    async def put_client(self, client: Client) -> None: ...
+    @abc.abstractmethod
+    async def get_client(self, client_id: str) -> Client | None: ...
+    @abc.abstractmethod
+    async def delete_client(self, client_id: str) -> bool: ...
+    @abc.abstractmethod
+    async def create_user(self, user: User) -> None:
+        """Raises Conflict when the username is taken in that tenant."""
+    @abc.abstractmethod
+    async def get_user(self, user_id: str) -> User | None: ...
+    @abc.abstractmethod
+    async def find_user(self, tenant: str, username: str) -> User | None: ...
+    @abc.abstractmethod
+    async def delete_user(self, user_id: str) -> bool: ...
+    @abc.abstractmethod
+    async def put_service_user(self, service_user: ServiceUser) -> None: ...
+    @abc.abstractmethod
+    async def get_service_user(self, service_user_id: str) -> ServiceUser | None: ...
+    @abc.abstractmethod
+    async def delete_service_user(self, service_user_id: str) -> bool: ...
+    @abc.abstractmethod
+    async def put_service_key(self, key: ServiceKey) -> None: ...
+    @abc.abstractmethod
+    async def get_service_key(self, kid: str) -> ServiceKey | None: ...
+    @abc.abstractmethod
+    async def delete_service_key(self, kid: str) -> bool: ...
+
+    # refresh families
+    @abc.abstractmethod
+    async def put_refresh(self, record: RefreshRecord) -> None: ...
+    @abc.abstractmethod
+    async def get_refresh(self, family: str, digest: str) -> RefreshRecord | None: ...
+    @abc.abstractmethod
+    async def rotate_refresh(self, family: str, old_digest: str, new: RefreshRecord, now: float) -> Rotation:
+        """Atomically: mark the old token used and store its successor. A used token means
+        reuse: the whole family is revoked. Exactly one of concurrent callers gets "ok"."""
+    @abc.abstractmethod
+    async def revoke_family(self, family: str, until: float) -> None: ...
+    @abc.abstractmethod
+    async def family_revoked(self, family: str) -> bool: ...
+    @abc.abstractmethod
+    async def add_family_access(self, family: str, jti: str, exp: float) -> None: ...
+    @abc.abstractmethod
+    async def family_access(self, family: str) -> list[tuple[str, float]]: ...
+
+    # revocation of access tokens
+    @abc.abstractmethod
+    async def revoke_jti(self, jti: str, exp: float) -> None: ...
+    @abc.abstractmethod
+    async def revoke_principal(self, kind: Literal["sub", "client"], value: str, at: float) -> None:
+        """Every token of that subject/client issued at or before `at` is revoked."""
+    @abc.abstractmethod
+    async def is_revoked(self, jti: str | None, subject: str | None, client_id: str | None,
+                         issued_at: float | None) -> bool: ...
+
+    # one-time use and throttling
+    @abc.abstractmethod
+    async def use_once(self, key: str, exp: float) -> bool:
+        """True the first time `key` is seen before exp (assertion jti replay protection)."""
+    @abc.abstractmethod
+    async def add_failure(self, key: str, window: int) -> int: ...
+    @abc.abstractmethod
+    async def failures(self, key: str) -> tuple[int, int]:
+        """(count, seconds until the window ends)."""
+    @abc.abstractmethod
+    async def clear_failures(self, key: str) -> None: ...
+
+    # revocation fan-out to other workers and replicas
+    async def publish_revocation(self, message: dict) -> None: ...
+    async def subscribe_revocations(self, callback) -> None: ...

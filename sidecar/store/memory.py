@@ -1,0 +1,162 @@
+"""memory:// — the embedded default. One process only: nothing is shared or kept."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Literal
+
+from sidecar.store.base import Conflict, Rotation, Store
+from sidecar.store.records import Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User
+
+
+class MemoryStore(Store):
+    def __init__(self, clock=time.time) -> None:
+        self._clock = clock
+        self.tenants: dict[str, Tenant] = {}
+        self.clients: dict[str, Client] = {}
+        self.users: dict[str, User] = {}
+        self.usernames: dict[tuple[str, str], str] = {}
+        self.service_users: dict[str, ServiceUser] = {}
+        self.service_keys: dict[str, ServiceKey] = {}
+        self.refresh: dict[tuple[str, str], RefreshRecord] = {}
+        self.revoked_families: dict[str, float] = {}
+        self.family_jtis: dict[str, list[tuple[str, float]]] = {}
+        self.revoked_jtis: dict[str, float] = {}
+        self.revoked_principals: dict[tuple[str, str], float] = {}
+        self.once: dict[str, float] = {}
+        self.fails: dict[str, tuple[int, float]] = {}
+
+    async def ping(self) -> bool:
+        return True
+
+    async def create_tenant(self, tenant: Tenant) -> None:
+        if tenant.id in self.tenants:
+            raise Conflict(f"tenant {tenant.id} exists")
+        self.tenants[tenant.id] = tenant
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return self.tenants.get(tenant_id)
+
+    async def put_client(self, client: Client) -> None:
+        self.clients[client.client_id] = client
+
+    async def get_client(self, client_id: str) -> Client | None:
+        return self.clients.get(client_id)
+
+    async def delete_client(self, client_id: str) -> bool:
+        return self.clients.pop(client_id, None) is not None
+
+    async def create_user(self, user: User) -> None:
+        key = (user.tenant, user.username)
+        if key in self.usernames:
+            raise Conflict(f"username {user.username} exists in tenant {user.tenant}")
+        self.usernames[key] = user.id
+        self.users[user.id] = user
+
+    async def get_user(self, user_id: str) -> User | None:
+        return self.users.get(user_id)
+
+    async def find_user(self, tenant: str, username: str) -> User | None:
+        user_id = self.usernames.get((tenant, username))
+        return self.users.get(user_id) if user_id else None
+
+    async def delete_user(self, user_id: str) -> bool:
+        user = self.users.pop(user_id, None)
+        if user is None:
+            return False
+        self.usernames.pop((user.tenant, user.username), None)
+        return True
+
+    async def put_service_user(self, service_user: ServiceUser) -> None:
+        self.service_users[service_user.id] = service_user
+
+    async def get_service_user(self, service_user_id: str) -> ServiceUser | None:
+        return self.service_users.get(service_user_id)
+
+    async def delete_service_user(self, service_user_id: str) -> bool:
+        return self.service_users.pop(service_user_id, None) is not None
+
+    async def put_service_key(self, key: ServiceKey) -> None:
+        self.service_keys[key.kid] = key
+
+    async def get_service_key(self, kid: str) -> ServiceKey | None:
+        return self.service_keys.get(kid)
+
+    async def delete_service_key(self, kid: str) -> bool:
+        return self.service_keys.pop(kid, None) is not None
+
+    async def put_refresh(self, record: RefreshRecord) -> None:
+        self.refresh[(record.family, record.digest)] = record
+
+    async def get_refresh(self, family: str, digest: str) -> RefreshRecord | None:
+        return self.refresh.get((family, digest))
+
+    async def rotate_refresh(self, family: str, old_digest: str, new: RefreshRecord, now: float) -> Rotation:
+        # no await inside: atomic with respect to the event loop
+        old = self.refresh.get((family, old_digest))
+        if old is None:
+            return Rotation("missing")
+        if family in self.revoked_families:
+            return Rotation("revoked", old)
+        if old.family_expires_at <= now:
+            return Rotation("expired", old)
+        if old.used:
+            self.revoked_families[family] = old.family_expires_at
+            return Rotation("reused", old)
+        self.refresh[(family, old_digest)] = dataclasses.replace(old, used=True)
+        self.refresh[(family, new.digest)] = new
+        return Rotation("ok", old)
+
+    async def revoke_family(self, family: str, until: float) -> None:
+        self.revoked_families[family] = until
+
+    async def family_revoked(self, family: str) -> bool:
+        return family in self.revoked_families
+
+    async def add_family_access(self, family: str, jti: str, exp: float) -> None:
+        self.family_jtis.setdefault(family, []).append((jti, exp))
+
+    async def family_access(self, family: str) -> list[tuple[str, float]]:
+        now = self._clock()
+        return [(j, e) for j, e in self.family_jtis.get(family, []) if e > now]
+
+    async def revoke_jti(self, jti: str, exp: float) -> None:
+        self.revoked_jtis[jti] = exp
+
+    async def revoke_principal(self, kind: Literal["sub", "client"], value: str, at: float) -> None:
+        self.revoked_principals[(kind, value)] = at
+
+    async def is_revoked(self, jti, subject, client_id, issued_at) -> bool:
+        if jti is not None and jti in self.revoked_jtis:
+            return True
+        for key in (("sub", subject), ("client", client_id)):
+            at = self.revoked_principals.get(key) if key[1] is not None else None
+            if at is not None and (issued_at is None or issued_at <= at):
+                return True
+        return False
+
+    async def use_once(self, key: str, exp: float) -> bool:
+        now = self._clock()
+        if self.once.get(key, 0) > now:
+            return False
+        self.once[key] = exp
+        if len(self.once) > 100_000:  # keep it bounded: drop the expired ones
+            self.once = {k: e for k, e in self.once.items() if e > now}
+        return True
+
+    async def add_failure(self, key: str, window: int) -> int:
+        now = self._clock()
+        count, ends = self.fails.get(key, (0, 0.0))
+        if ends <= now:
+            count, ends = 0, now + window
+        self.fails[key] = (count + 1, ends)
+        return count + 1
+
+    async def failures(self, key: str) -> tuple[int, int]:
+        count, ends = self.fails.get(key, (0, 0.0))
+        remaining = ends - self._clock()
+        return (count, int(remaining) + 1) if remaining > 0 else (0, 0)
+
+    async def clear_failures(self, key: str) -> None:
+        self.fails.pop(key, None)

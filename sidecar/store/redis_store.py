@@ -1,0 +1,289 @@
+"""redis:// (also rediss://, redis+sentinel://, redis+cluster://) with redis.asyncio.
+
+Keys of one refresh family share a hash tag, so the rotation script stays on one
+Cluster slot. Every Redis failure surfaces as StoreUnavailable (→ 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import math
+import time
+from typing import Any, Awaitable, Callable, Literal
+from urllib.parse import urlsplit
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from sidecar.store.base import Conflict, Rotation, Store, StoreUnavailable
+from sidecar.store.records import (Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User, from_dict,
+                                   to_dict)
+
+log = logging.getLogger("sidecar.store.redis")
+P = "as:"
+CHANNEL = P + "revocations"
+
+_ROTATE = """
+local used = redis.call('HGET', KEYS[1], 'used')
+if not used then return {'missing', ''} end
+local data = redis.call('HGET', KEYS[1], 'data')
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'revoked', data} end
+local exp = tonumber(redis.call('HGET', KEYS[1], 'exp'))
+if exp <= tonumber(ARGV[2]) then return {'expired', data} end
+if used == '1' then
+  redis.call('SET', KEYS[3], '1', 'EXAT', math.ceil(exp) + 1)
+  return {'reused', data}
+end
+redis.call('HSET', KEYS[1], 'used', '1')
+redis.call('HSET', KEYS[2], 'data', ARGV[1], 'used', '0', 'exp', ARGV[3])
+redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(ARGV[3])) + 1)
+return {'ok', data}
+"""
+
+
+def _guard(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+    return wrapper
+
+
+def _rt(family: str, digest: str) -> str:
+    return f"{P}rt:{{{family}}}:{digest}"
+
+
+def _fam(family: str, what: str) -> str:
+    return f"{P}fam:{{{family}}}:{what}"
+
+
+def connect(url: str) -> Any:
+    options = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 15}
+    if url.startswith("redis+sentinel://"):
+        from redis.asyncio.sentinel import Sentinel
+        parts = urlsplit(url)
+        hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]) if ":" in h else 26379)
+                 for h in parts.netloc.split("@")[-1].split(",")]
+        path = [p for p in parts.path.split("/") if p]
+        service = path[0] if path else "mymaster"
+        db = int(path[1]) if len(path) > 1 else 0
+        sentinel = Sentinel(hosts, **options)
+        return sentinel.master_for(service, db=db, password=parts.password, **options)
+    if url.startswith("redis+cluster://"):
+        from redis.asyncio.cluster import RedisCluster
+        return RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], **options)
+    return redis.Redis.from_url(url, **options)
+
+
+class RedisStore(Store):
+    def __init__(self, client: Any) -> None:
+        self.r = client
+        self._rotate = client.register_script(_ROTATE)
+        self._listener: asyncio.Task | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> "RedisStore":
+        return cls(connect(url))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.r.ping())
+        except (RedisError, OSError, asyncio.TimeoutError):
+            return False
+
+    async def close(self) -> None:
+        if self._listener:
+            self._listener.cancel()
+        await self.r.aclose()
+
+    async def _get(self, key: str, cls: type) -> Any:
+        raw = await self.r.get(key)
+        return from_dict(cls, json.loads(raw)) if raw else None
+
+    async def _put(self, key: str, record: Any, nx: bool = False) -> bool:
+        return bool(await self.r.set(key, json.dumps(to_dict(record)), nx=nx))
+
+    @_guard
+    async def create_tenant(self, tenant: Tenant) -> None:
+        if not await self._put(f"{P}tenant:{tenant.id}", tenant, nx=True):
+            raise Conflict(f"tenant {tenant.id} exists")
+
+    @_guard
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return await self._get(f"{P}tenant:{tenant_id}", Tenant)
+
+    @_guard
+    async def put_client(self, client: Client) -> None:
+        await self._put(f"{P}client:{client.client_id}", client)
+
+    @_guard
+    async def get_client(self, client_id: str) -> Client | None:
+        return await self._get(f"{P}client:{client_id}", Client)
+
+    @_guard
+    async def delete_client(self, client_id: str) -> bool:
+        return bool(await self.r.delete(f"{P}client:{client_id}"))
+
+    @_guard
+    async def create_user(self, user: User) -> None:
+        if not await self.r.set(f"{P}username:{user.tenant}:{user.username}", user.id, nx=True):
+            raise Conflict(f"username {user.username} exists in tenant {user.tenant}")
+        await self._put(f"{P}user:{user.id}", user)
+
+    @_guard
+    async def get_user(self, user_id: str) -> User | None:
+        return await self._get(f"{P}user:{user_id}", User)
+
+    @_guard
+    async def find_user(self, tenant: str, username: str) -> User | None:
+        user_id = await self.r.get(f"{P}username:{tenant}:{username}")
+        return await self.get_user(user_id.decode()) if user_id else None
+
+    @_guard
+    async def delete_user(self, user_id: str) -> bool:
+        user = await self.get_user(user_id)
+        if user is None:
+            return False
+        await self.r.delete(f"{P}user:{user_id}")
+        await self.r.delete(f"{P}username:{user.tenant}:{user.username}")
+        return True
+
+    @_guard
+    async def put_service_user(self, service_user: ServiceUser) -> None:
+        await self._put(f"{P}su:{service_user.id}", service_user)
+
+    @_guard
+    async def get_service_user(self, service_user_id: str) -> ServiceUser | None:
+        return await self._get(f"{P}su:{service_user_id}", ServiceUser)
+
+    @_guard
+    async def delete_service_user(self, service_user_id: str) -> bool:
+        return bool(await self.r.delete(f"{P}su:{service_user_id}"))
+
+    @_guard
+    async def put_service_key(self, key: ServiceKey) -> None:
+        await self._put(f"{P}sukey:{key.kid}", key)
+
+    @_guard
+    async def get_service_key(self, kid: str) -> ServiceKey | None:
+        return await self._get(f"{P}sukey:{kid}", ServiceKey)
+
+    @_guard
+    async def delete_service_key(self, kid: str) -> bool:
+        return bool(await self.r.delete(f"{P}sukey:{kid}"))
+
+    @_guard
+    async def put_refresh(self, record: RefreshRecord) -> None:
+        key = _rt(record.family, record.digest)
+        await self.r.hset(key, mapping={"data": json.dumps(to_dict(record)), "used": "1" if record.used else "0",
+                                        "exp": repr(record.family_expires_at)})
+        await self.r.expireat(key, math.ceil(record.family_expires_at) + 1)
+
+    @_guard
+    async def get_refresh(self, family: str, digest: str) -> RefreshRecord | None:
+        data, used = await self.r.hmget(_rt(family, digest), ["data", "used"])
+        if not data:
+            return None
+        return from_dict(RefreshRecord, {**json.loads(data), "used": used == b"1"})
+
+    @_guard
+    async def rotate_refresh(self, family: str, old_digest: str, new: RefreshRecord, now: float) -> Rotation:
+        outcome, data = await self._rotate(
+            keys=[_rt(family, old_digest), _rt(family, new.digest), _fam(family, "revoked")],
+            args=[json.dumps(to_dict(new)), repr(now), repr(new.family_expires_at)])
+        outcome = outcome.decode()
+        record = from_dict(RefreshRecord, json.loads(data)) if data else None
+        return Rotation(outcome, record)  # type: ignore[arg-type]
+
+    @_guard
+    async def revoke_family(self, family: str, until: float) -> None:
+        await self.r.set(_fam(family, "revoked"), "1", exat=math.ceil(max(until, time.time())) + 1)
+
+    @_guard
+    async def family_revoked(self, family: str) -> bool:
+        return bool(await self.r.exists(_fam(family, "revoked")))
+
+    @_guard
+    async def add_family_access(self, family: str, jti: str, exp: float) -> None:
+        key = _fam(family, "jtis")
+        await self.r.zadd(key, {jti: exp})
+        await self.r.expireat(key, math.ceil(exp) + 1, gt=True)
+        if not await self.r.ttl(key) > 0:
+            await self.r.expireat(key, math.ceil(exp) + 1)
+
+    @_guard
+    async def family_access(self, family: str) -> list[tuple[str, float]]:
+        rows = await self.r.zrangebyscore(_fam(family, "jtis"), time.time(), "+inf", withscores=True)
+        return [(jti.decode(), score) for jti, score in rows]
+
+    @_guard
+    async def revoke_jti(self, jti: str, exp: float) -> None:
+        await self.r.set(f"{P}jti:{jti}", "1", exat=math.ceil(max(exp, time.time())) + 1)
+
+    @_guard
+    async def revoke_principal(self, kind: Literal["sub", "client"], value: str, at: float) -> None:
+        await self.r.set(f"{P}revoked:{kind}:{value}", repr(at))
+
+    @_guard
+    async def is_revoked(self, jti, subject, client_id, issued_at) -> bool:
+        keys = [f"{P}jti:{jti or ''}", f"{P}revoked:sub:{subject or ''}", f"{P}revoked:client:{client_id or ''}"]
+        jti_hit, sub_at, client_at = await self.r.mget(keys)
+        if jti and jti_hit:
+            return True
+        for value, at in ((subject, sub_at), (client_id, client_at)):
+            if value and at is not None and (issued_at is None or issued_at <= float(at)):
+                return True
+        return False
+
+    @_guard
+    async def use_once(self, key: str, exp: float) -> bool:
+        return bool(await self.r.set(f"{P}once:{key}", "1", nx=True, exat=math.ceil(exp) + 1))
+
+    @_guard
+    async def add_failure(self, key: str, window: int) -> int:
+        k = f"{P}fail:{key}"
+        count = await self.r.incr(k)
+        if count == 1:
+            await self.r.expire(k, window)
+        return int(count)
+
+    @_guard
+    async def failures(self, key: str) -> tuple[int, int]:
+        k = f"{P}fail:{key}"
+        count, ttl = await self.r.get(k), await self.r.ttl(k)
+        return (int(count), max(int(ttl), 1)) if count else (0, 0)
+
+    @_guard
+    async def clear_failures(self, key: str) -> None:
+        await self.r.delete(f"{P}fail:{key}")
+
+    async def publish_revocation(self, message: dict) -> None:
+        try:
+            await self.r.publish(CHANNEL, json.dumps(message))
+        except (RedisError, OSError) as exc:
+            log.warning("revocation not published", extra={"error": type(exc).__name__})
+
+    async def subscribe_revocations(self, callback: Callable[[dict], None]) -> None:
+        """Listen for revocations from other workers and replicas; reconnects on failure."""
+        async def listen() -> None:
+            while True:
+                try:
+                    pubsub = self.r.pubsub()
+                    await pubsub.subscribe(CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            try:
+                                callback(json.loads(message["data"]))
+                            except Exception:
+                                log.exception("bad revocation message")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("revocation listener reconnecting", extra={"error": type(exc).__name__})
+                    await asyncio.sleep(1.0)
+        self._listener = asyncio.get_running_loop().create_task(listen())
