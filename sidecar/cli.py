@@ -94,6 +94,9 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--dir")
     gen.add_argument("--alg", choices=["ES256", "RS256", "EdDSA"])
     gen.set_defaults(func=cmd_keys_generate)
+
+    from sidecar.admin.cli import add_parser
+    add_parser(sub)
     return p
 
 

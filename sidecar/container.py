@@ -21,7 +21,10 @@ from authz.mutation import Mutator
 from authz.policy import RuleBook, Rules
 from authz.verify import IssuerPolicy, JwtVerifier, StaticKeys
 from config.settings import Settings
+from sidecar.oauth.introspection import StoreIntrospector
 from sidecar.oauth.issuer import TokenIssuer
+from sidecar.oauth.revoker import Revoker
+from sidecar.store import Store, open_store
 
 log = logging.getLogger("sidecar")
 
@@ -47,6 +50,8 @@ class Container:
     http_check: HttpCheckApp
     issuer: TokenIssuer
     jwks_sources: list[JwksSource]
+    store: Store
+    revoker: Revoker
     readiness: list[Callable[[], Awaitable[bool]]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     draining: bool = False
@@ -54,6 +59,8 @@ class Container:
     async def start(self) -> None:
         for source in self.jwks_sources:
             source.start()
+        await self.store.start()
+        await self.store.subscribe_revocations(self.revoker.apply)
 
     async def ready(self) -> bool:
         if self.draining or not all(source.loaded for source in self.jwks_sources):
@@ -74,6 +81,7 @@ class Container:
                 await closer()
             except Exception:
                 log.exception("error while closing")
+        await self.store.close()
         await self.http_client.aclose()
 
 
@@ -96,7 +104,8 @@ def build(settings: Settings, keyring: KeyRing | None = None,
         issuers[trusted.issuer] = IssuerPolicy(trusted.issuer, keys, trusted.audiences or settings.accepted_audiences)
     verifier = JwtVerifier(issuers, leeway=settings.leeway_seconds)
     verifier.on_unknown_kid = lambda: setattr(metrics, "unknown_kid", metrics.unknown_kid + 1)
-    chain = list(introspectors or [])
+    store = open_store(settings.store_url)
+    chain: list[Introspector] = [StoreIntrospector(), *(introspectors or [])]
     if settings.introspection:
         i = settings.introspection
         chain.append(RemoteIntrospector(i.url, i.client_id, i.client_secret.get_secret_value(), http_client,
@@ -106,8 +115,18 @@ def build(settings: Settings, keyring: KeyRing | None = None,
                      for r in settings.routes)
     engine = Engine(TokenExtractor(settings.token_sources.cookie, settings.token_sources.query_param),
                     verifier, cache, rules, Mutator(settings.headers, settings.remove_authorization), metrics,
-                    introspector=ChainIntrospector(chain) if chain else None)
+                    introspector=ChainIntrospector(chain), is_revoked=_revocation_check(settings, store))
     return Container(
         settings=settings, keyring=keyring, http_client=http_client, metrics=metrics, cache=cache, engine=engine,
         authz_service=AuthorizationService(engine), http_check=HttpCheckApp(engine),
-        issuer=TokenIssuer(keyring, settings.issuer, settings.accepted_audiences[0]), jwks_sources=jwks_sources)
+        issuer=TokenIssuer(keyring, settings.issuer, settings.accepted_audiences[0]), jwks_sources=jwks_sources,
+        store=store, revoker=Revoker(store, cache), readiness=[store.ping])
+
+
+def _revocation_check(settings: Settings, store: Store):
+    """Only our own tokens can be revoked here; checked on a cache miss, never on a hit."""
+    async def is_revoked(identity) -> bool:
+        if identity.issuer != settings.issuer:
+            return False
+        return await store.is_revoked(identity.jti, identity.subject, identity.client_id, identity.issued_at)
+    return is_revoked

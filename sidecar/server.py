@@ -56,7 +56,9 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
     container = composition.build(settings, keyring)
     registry = CollectorRegistry()
     registry.register(container.metrics)
-    routes = extend(container, registry) if extend else []
+    from sidecar import service
+
+    routes = (extend or service.routes)(container, registry)
     await container.start()
 
     grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 1 << 20)])

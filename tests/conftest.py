@@ -38,3 +38,12 @@ def keys_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "keys"
     write_new_key(folder, "ES256")
     return folder
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory, redis_server_path):
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"), redis_server_path).start()
+    yield server
+    server.stop()

@@ -1,4 +1,4 @@
-"""Refresh tokens: opaque `rt1.<family>.<secret>`; only the secret's digest is stored."""
+"""Refresh tokens: opaque `rt1-<family>-<secret>` (never JWT-shaped); only the secret's digest is stored."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ PREFIX = "rt1"
 
 
 def parse(token: str) -> tuple[str, str] | None:
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2] or len(token) > 512:
+    parts = token.split("-", 2)
+    if len(parts) != 3 or parts[0] != PREFIX or len(parts[1]) != 24 or not parts[2] or len(token) > 512:
+        return None
+    if any(c not in "0123456789abcdef" for c in parts[1]):
         return None
     return parts[1], parts[2]
 
@@ -25,9 +27,9 @@ def looks_like_refresh_token(token: str) -> bool:
 def new(*, client_id: str, tenant: str, subject: str, scope: str, family_expires_at: float,
         family: str | None = None, org_id: str | None = None, project_ids: tuple[str, ...] = ()
         ) -> tuple[str, RefreshRecord]:
-    family = family or secrets.token_urlsafe(12).replace(".", "")
+    family = family or secrets.token_hex(12)
     secret = secrets.token_urlsafe(32)
     record = RefreshRecord(digest=digest(secret), family=family, client_id=client_id, tenant=tenant,
                            subject=subject, scope=scope, family_expires_at=family_expires_at, created=time.time(),
                            org_id=org_id, project_ids=tuple(project_ids))
-    return f"{PREFIX}.{family}.{secret}", record
+    return f"{PREFIX}-{family}-{secret}", record

@@ -1,0 +1,1 @@
+"""The admin API (HTTP, admin bearer token) and its CLI client."""

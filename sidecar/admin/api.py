@@ -1,0 +1,221 @@
+"""Admin API: tenants, clients, users, service users and their credentials.
+
+Secrets and private keys are in the 201 answer only; the store keeps digests and public keys.
+DELETE revokes the record and every token it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import secrets
+import time
+import uuid
+from typing import Any, Awaitable, Callable
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from authz.keys import generate_private_key, private_pem, public_jwk, thumbprint_kid
+from sidecar.admin.models import ClientIn, CredentialIn, ServiceUserIn, TenantIn, UserIn
+from sidecar.oauth.context import OAuthContext
+from sidecar.oauth.credentials import digest, new_secret
+from sidecar.store import StoreUnavailable
+from sidecar.store.base import Conflict
+from sidecar.store.records import Client, ServiceKey, ServiceUser, Tenant, User
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, error: str, description: str) -> None:
+        self.status, self.error, self.description = status, error, description
+
+
+def _problem(status: int, error: str, description: str) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=NO_STORE)
+
+
+class AdminApi:
+    def __init__(self, ctx: OAuthContext, admin_token: str) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self._token = admin_token.encode()
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token)
+
+    def _wrap(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if not self._authorized(request):
+                return JSONResponse({"error": "invalid_token", "error_description": "a valid admin token is required"},
+                                    status_code=401, headers={"WWW-Authenticate": 'Bearer realm="auth-sidecar-admin"'})
+            try:
+                return await handler(request)
+            except AdminError as exc:
+                return _problem(exc.status, exc.error, exc.description)
+            except StoreUnavailable:
+                return _problem(503, "temporarily_unavailable", "the store is unavailable; retry later")
+        return endpoint
+
+    async def _body(self, request: Request, model: type[BaseModel]) -> Any:
+        raw = await request.body()
+        if len(raw) > self.ctx.settings.max_body_bytes:
+            raise AdminError(413, "invalid_request", "request body is too large")
+        try:
+            data = json.loads(raw or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise AdminError(400, "invalid_request", "request body is not valid JSON") from None
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "body"
+            raise AdminError(422, "invalid_request", f"{field}: {err['msg']}") from None
+
+    async def _tenant(self, request: Request) -> Tenant:
+        tenant = await self.store.get_tenant(request.path_params["tenant"])
+        if tenant is None:
+            raise AdminError(404, "not_found", f"tenant {request.path_params['tenant']} does not exist")
+        return tenant
+
+    async def _service_user(self, request: Request) -> ServiceUser:
+        su = await self.store.get_service_user(request.path_params["id"])
+        if su is None:
+            raise AdminError(404, "not_found", f"service user {request.path_params['id']} does not exist")
+        return su
+
+    # --- tenants, users, clients
+    async def create_tenant(self, request: Request) -> Response:
+        body = await self._body(request, TenantIn)
+        try:
+            await self.store.create_tenant(Tenant(body.id, body.name, time.time()))
+        except Conflict:
+            raise AdminError(409, "conflict", f"tenant {body.id} exists") from None
+        return JSONResponse({"id": body.id, "name": body.name}, status_code=201)
+
+    async def create_user(self, request: Request) -> Response:
+        tenant = await self._tenant(request)
+        body = await self._body(request, UserIn)
+        password_hash = await asyncio.to_thread(self.ctx.passwords.hash, body.password)
+        user = User(id=str(uuid.uuid4()), tenant=tenant.id, username=body.username, password_hash=password_hash,
+                    created=time.time(), org_id=body.org_id, project_ids=tuple(body.project_ids),
+                    scopes=tuple(body.scopes))
+        try:
+            await self.store.create_user(user)
+        except Conflict:
+            raise AdminError(409, "conflict", f"username {body.username} exists in tenant {tenant.id}") from None
+        return JSONResponse({"id": user.id, "username": user.username}, status_code=201)
+
+    async def delete_user(self, request: Request) -> Response:
+        tenant = await self._tenant(request)
+        user = await self.store.get_user(request.path_params["id"])
+        if user is None or user.tenant != tenant.id:
+            raise AdminError(404, "not_found", f"user {request.path_params['id']} does not exist")
+        await self.store.delete_user(user.id)
+        await self.ctx.revoker.subject(user.id)
+        return Response(status_code=204)
+
+    async def create_client(self, request: Request) -> Response:
+        tenant = await self._tenant(request)
+        body = await self._body(request, ClientIn)
+        secret = new_secret()
+        client = Client(client_id=secrets.token_urlsafe(12), tenant=tenant.id, name=body.name,
+                        grant_types=tuple(body.grant_types), scopes=tuple(body.scopes), secret_digest=digest(secret),
+                        created=time.time(), access_token_ttl=body.access_token_ttl)
+        await self.store.put_client(client)
+        return JSONResponse({"client_id": client.client_id, "client_secret": secret}, status_code=201,
+                            headers=NO_STORE)
+
+    async def delete_client(self, request: Request) -> Response:
+        tenant = await self._tenant(request)
+        client = await self.store.get_client(request.path_params["client_id"])
+        if client is None or client.tenant != tenant.id or client.service_user_id:
+            raise AdminError(404, "not_found", f"client {request.path_params['client_id']} does not exist")
+        await self.store.delete_client(client.client_id)
+        await self.ctx.revoker.client(client.client_id)
+        return Response(status_code=204)
+
+    # --- service users and their credentials
+    async def create_service_user(self, request: Request) -> Response:
+        tenant = await self._tenant(request)
+        body = await self._body(request, ServiceUserIn)
+        su = ServiceUser(id=str(uuid.uuid4()), tenant=tenant.id, name=body.name, org_id=body.org_id,
+                         created=time.time(), project_ids=tuple(body.project_ids), scopes=tuple(body.scopes))
+        await self.store.put_service_user(su)
+        return JSONResponse({"id": su.id, "name": su.name, "org_id": su.org_id}, status_code=201)
+
+    async def delete_service_user(self, request: Request) -> Response:
+        su = await self._service_user(request)
+        await self.store.delete_service_user(su.id)
+        await self.ctx.revoker.subject(su.id)
+        return Response(status_code=204)
+
+    async def create_secret(self, request: Request) -> Response:
+        su = await self._service_user(request)
+        body = await self._body(request, CredentialIn)
+        secret = new_secret()
+        client = Client(client_id=secrets.token_urlsafe(12), tenant=su.tenant, name=su.name,
+                        grant_types=("client_credentials",), scopes=su.scopes, secret_digest=digest(secret),
+                        created=time.time(), service_user_id=su.id, title=body.title)
+        await self.store.put_client(client)
+        return JSONResponse({"client_id": client.client_id, "client_secret": secret}, status_code=201,
+                            headers=NO_STORE)
+
+    async def delete_secret(self, request: Request) -> Response:
+        su = await self._service_user(request)
+        client = await self.store.get_client(request.path_params["client_id"])
+        if client is None or client.service_user_id != su.id:
+            raise AdminError(404, "not_found", f"secret {request.path_params['client_id']} does not exist")
+        await self.store.delete_client(client.client_id)
+        await self.ctx.revoker.client(client.client_id)
+        return Response(status_code=204)
+
+    async def create_key(self, request: Request) -> Response:
+        su = await self._service_user(request)
+        body = await self._body(request, CredentialIn)
+        private = generate_private_key(body.alg)
+        kid = thumbprint_kid(private.public_key())
+        await self.store.put_service_key(ServiceKey(kid=kid, service_user_id=su.id, title=body.title, alg=body.alg,
+                                                    public_jwk=public_jwk(kid, body.alg, private.public_key()),
+                                                    created=time.time()))
+        return JSONResponse({"type": "sv_rsa" if body.alg == "RS256" else f"sv_{body.alg.lower()}", "kid": kid,
+                             "alg": body.alg, "principal_id": su.id, "private_key": private_pem(private).decode()},
+                            status_code=201, headers=NO_STORE)
+
+    async def get_key(self, request: Request) -> Response:
+        su = await self._service_user(request)
+        key = await self.store.get_service_key(request.path_params["kid"])
+        if key is None or key.service_user_id != su.id:
+            raise AdminError(404, "not_found", f"key {request.path_params['kid']} does not exist")
+        return JSONResponse(key.public_jwk)
+
+    async def delete_key(self, request: Request) -> Response:
+        su = await self._service_user(request)
+        key = await self.store.get_service_key(request.path_params["kid"])
+        if key is None or key.service_user_id != su.id:
+            raise AdminError(404, "not_found", f"key {request.path_params['kid']} does not exist")
+        await self.store.delete_service_key(key.kid)
+        await self.ctx.revoker.client(key.kid)  # tokens from this key carry it as client_id
+        return Response(status_code=204)
+
+    def routes(self) -> list[Route]:
+        w = self._wrap
+        return [
+            Route("/admin/tenants", w(self.create_tenant), methods=["POST"]),
+            Route("/admin/tenants/{tenant}/users", w(self.create_user), methods=["POST"]),
+            Route("/admin/tenants/{tenant}/users/{id}", w(self.delete_user), methods=["DELETE"]),
+            Route("/admin/tenants/{tenant}/clients", w(self.create_client), methods=["POST"]),
+            Route("/admin/tenants/{tenant}/clients/{client_id}", w(self.delete_client), methods=["DELETE"]),
+            Route("/admin/tenants/{tenant}/service-users", w(self.create_service_user), methods=["POST"]),
+            Route("/admin/service-users/{id}", w(self.delete_service_user), methods=["DELETE"]),
+            Route("/admin/service-users/{id}/secrets", w(self.create_secret), methods=["POST"]),
+            Route("/admin/service-users/{id}/secrets/{client_id}", w(self.delete_secret), methods=["DELETE"]),
+            Route("/admin/service-users/{id}/keys", w(self.create_key), methods=["POST"]),
+            Route("/admin/service-users/{id}/keys/{kid}", w(self.get_key), methods=["GET"]),
+            Route("/admin/service-users/{id}/keys/{kid}", w(self.delete_key), methods=["DELETE"]),
+        ]

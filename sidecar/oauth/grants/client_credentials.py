@@ -1,0 +1,24 @@
+"""grant_type=client_credentials: an app client, or a service user's secret. No refresh token."""
+
+from __future__ import annotations
+
+from sidecar.oauth import scopes
+from sidecar.oauth.errors import InvalidClient
+from sidecar.oauth.grants.base import Grant, Validated, access_ttl
+
+
+class ClientCredentialsGrant(Grant):
+    grant_type = "client_credentials"
+
+    async def validate(self, ctx, request, params, client):
+        ttl = access_ttl(ctx, client, params)
+        if client.service_user_id:
+            su = await ctx.store.get_service_user(client.service_user_id)
+            if su is None:
+                raise InvalidClient("the service user of this secret no longer exists")
+            granted = scopes.grant(params.get("scope"), client.scopes, su.scopes)
+            return Validated(subject=su.id, client_id=client.client_id, tenant=su.tenant, scope=granted, ttl=ttl,
+                             org_id=su.org_id, project_ids=su.project_ids)
+        granted = scopes.grant(params.get("scope"), client.scopes)
+        return Validated(subject=client.client_id, client_id=client.client_id, tenant=client.tenant,
+                         scope=granted, ttl=ttl)

@@ -1,0 +1,71 @@
+"""grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer (RFC 7523): a service user signs
+a short JWT with its own private key. The stored public key pins the algorithm."""
+
+from __future__ import annotations
+
+import time
+
+from authz import jose
+from authz.errors import TokenError
+from authz.keys import key_from_jwk
+from sidecar.oauth import scopes
+from sidecar.oauth.errors import InvalidGrant, InvalidRequest
+from sidecar.oauth.grants.base import Grant, Validated, access_ttl
+
+MAX_ASSERTION_LIFETIME = 3600
+
+
+class JwtBearerGrant(Grant):
+    grant_type = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    client_required = False
+
+    async def validate(self, ctx, request, params, client):
+        assertion = params.get("assertion", "")
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            if assertion:
+                raise InvalidRequest("give the assertion once: in the body or as a Bearer header")
+            assertion = bearer.strip()
+        if not assertion:
+            raise InvalidRequest("missing parameter assertion")
+        try:
+            jws = jose.parse(assertion)
+        except TokenError as exc:
+            raise InvalidGrant(f"assertion: {exc.description}") from None
+        kid = jws.header.get("kid")
+        stored = await ctx.store.get_service_key(kid) if isinstance(kid, str) and kid else None
+        if stored is None:
+            raise InvalidGrant("assertion key is unknown")
+        key = key_from_jwk(stored.public_jwk)
+        if jws.header.get("alg") != key.alg or not key.verify(jws.signing_input, jws.signature):
+            raise InvalidGrant("assertion signature is invalid")
+        claims, now, leeway = jws.claims, time.time(), ctx.settings.leeway_seconds
+        principal = stored.service_user_id
+        if claims.get("iss") != principal or claims.get("sub") != principal:
+            raise InvalidGrant("assertion iss and sub must be the service user id")
+        aud = claims.get("aud")
+        auds = aud if isinstance(aud, list) else [aud]
+        if not any(a in (ctx.settings.issuer, ctx.token_endpoint) for a in auds):
+            raise InvalidGrant("assertion aud must be the issuer or the token endpoint")
+        exp = claims.get("exp")
+        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+            raise InvalidGrant("assertion needs a numeric exp")
+        if exp <= now - leeway:
+            raise InvalidGrant("assertion has expired")
+        if exp > now + MAX_ASSERTION_LIFETIME:
+            raise InvalidGrant(f"assertion lifetime must be at most {MAX_ASSERTION_LIFETIME} seconds")
+        nbf = claims.get("nbf")
+        if isinstance(nbf, (int, float)) and nbf > now + leeway:
+            raise InvalidGrant("assertion is not valid yet")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise InvalidGrant("assertion needs a jti")
+        su = await ctx.store.get_service_user(principal)
+        if su is None:
+            raise InvalidGrant("service user no longer exists")
+        if not await ctx.store.use_once(f"assertion:{principal}:{jti}", exp + leeway):
+            raise InvalidGrant("assertion jti was already used")
+        granted = scopes.grant(params.get("scope"), su.scopes)
+        return Validated(subject=su.id, client_id=client.client_id if client else stored.kid, tenant=su.tenant,
+                         scope=granted, ttl=access_ttl(ctx, client, params), org_id=su.org_id,
+                         project_ids=su.project_ids)

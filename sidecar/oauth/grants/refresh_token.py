@@ -1,0 +1,61 @@
+"""grant_type=refresh_token: rotation on every use; reuse revokes the whole family."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sidecar.oauth import refresh, scopes
+from sidecar.oauth.credentials import digest
+from sidecar.oauth.errors import InvalidGrant
+from sidecar.oauth.grants.base import Grant, Validated, access_ttl, token_answer
+from sidecar.oauth.params import required
+
+log = logging.getLogger("sidecar.oauth.refresh")
+
+
+class RefreshTokenGrant(Grant):
+    grant_type = "refresh_token"
+
+    async def validate(self, ctx, request, params, client):
+        parsed = refresh.parse(required(params, "refresh_token"))
+        if parsed is None:
+            raise InvalidGrant("refresh token is malformed")
+        family, secret = parsed
+        record = await ctx.store.get_refresh(family, digest(secret))
+        if record is None:
+            raise InvalidGrant("refresh token is unknown")
+        if record.client_id != client.client_id:
+            raise InvalidGrant("refresh token was issued to another client")
+        if record.family_expires_at <= time.time():
+            raise InvalidGrant("refresh token has expired")
+        if await ctx.store.is_revoked(None, record.subject, record.client_id, record.created):
+            raise InvalidGrant("refresh token has been revoked")
+        granted = scopes.grant(params.get("scope"), record.scope.split())
+        v = Validated(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
+                      scope=granted, ttl=access_ttl(ctx, client, params), org_id=record.org_id,
+                      project_ids=record.project_ids, with_refresh=True)
+        v.extra = {"_record": record}
+        return v
+
+    async def issue(self, ctx, v: Validated):
+        old = v.extra.pop("_record")
+        token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
+                                        ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids)
+        rt, new = refresh.new(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
+                              scope=" ".join(sorted(v.scope)), family_expires_at=old.family_expires_at,
+                              family=old.family, org_id=old.org_id, project_ids=old.project_ids)
+        # the successor is stored in the same atomic step that marks the old token used
+        rotation = await ctx.store.rotate_refresh(old.family, old.digest, new, time.time())
+        if rotation.outcome == "reused":
+            ctx.metrics.reuse.inc()
+            log.warning("refresh token reuse: family revoked", extra={"family": old.family[:8],
+                                                                       "client_id": old.client_id})
+            await ctx.revoker.family(old.family, old.family_expires_at)
+            raise InvalidGrant("refresh token was already used; its session has been revoked")
+        if rotation.outcome != "ok":
+            raise InvalidGrant(f"refresh token is {rotation.outcome}")
+        await ctx.store.add_family_access(old.family, token.claims["jti"], token.claims["exp"])
+        answer = token_answer(token.token, v)
+        answer["refresh_token"] = rt
+        return answer

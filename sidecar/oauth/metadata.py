@@ -1,0 +1,31 @@
+"""Discovery: RFC 8414 server metadata and the OpenID configuration document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sidecar.oauth.grants import GRANTS
+
+
+def server_metadata(issuer: str, algs: list[str]) -> dict[str, Any]:
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth/token",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "grant_types_supported": sorted(GRANTS),
+        "response_types_supported": ["token"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
+        "scopes_supported": ["offline_access"],
+    }
+
+
+def openid_configuration(issuer: str, algs: list[str]) -> dict[str, Any]:
+    return {**server_metadata(issuer, algs), "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": algs,
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "tenant",
+                                 "org_id", "project_ids"]}
