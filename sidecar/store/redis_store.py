@@ -16,7 +16,11 @@ from typing import Any, Awaitable, Callable, Literal
 from urllib.parse import urlsplit
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sidecar.store.base import Conflict, Rotation, Store, StoreUnavailable
 from sidecar.store.records import (Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User, from_dict,
@@ -63,7 +67,10 @@ def _fam(family: str, what: str) -> str:
 
 
 def connect(url: str) -> Any:
-    options = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 15}
+    # a restarted Redis leaves dead pooled connections: retry those quickly instead of failing
+    options = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 15,
+               "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+               "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
     if url.startswith("redis+sentinel://"):
         from redis.asyncio.sentinel import Sentinel
         parts = urlsplit(url)

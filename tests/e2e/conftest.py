@@ -34,8 +34,8 @@ def envoy_config(sidecar: Sidecar, upstream: EchoUpstream, grpc_listener: int, h
     return text
 
 
-def start_stack(tmp: Path, env: dict[str, str]) -> Stack:
-    sidecar = Sidecar(env=env, tmp=tmp).start()
+def start_stack(tmp: Path, env: dict[str, str], args: list[str] | None = None) -> Stack:
+    sidecar = Sidecar(env=env, args=args, tmp=tmp).start()
     upstream = EchoUpstream().start()
     grpc_listener, http_listener = free_port(), free_port()
     envoy = Envoy(envoy_config(sidecar, upstream, grpc_listener, http_listener), tmp).start()
