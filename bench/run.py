@@ -1,0 +1,355 @@
+"""The benchmark harness: starts everything on loopback, runs each case for a fixed time
+after a warm-up, stops everything, prints one table and writes a JSON file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from authz.keys import KeyRing, write_new_key
+from bench import envoy_config, loaders
+from bench.stack import ROOT, Proc, Sidecar, envoy_binary, free_port, wait_for
+from sidecar.oauth.issuer import TokenIssuer
+
+ISSUER = "http://127.0.0.1:8080"
+ADMIN = "bench-admin-token"
+ROWS = ["envoy_noauth", "envoy_jwt_authn", "sidecar_grpc_hit", "sidecar_http_hit", "sidecar_grpc_miss",
+        "sidecar_http_miss", "floor_grpc", "floor_http", "h2load_grpc_workers1", "h2load_grpc_workers2",
+        "latency_noauth", "latency_grpc", "latency_http", "token_client_credentials", "token_password",
+        "argon2_alone", "token_refresh", "token_client_credentials_redis", "token_refresh_redis", "rss_100k"]
+
+
+def mint(issuer: TokenIssuer, n: int, prefix: str) -> list[str]:
+    return [issuer.access_token(subject=f"{prefix}-{i}", client_id="bench", tenant="acme", scope=["read", "write"],
+                                ttl=3600, org_id="org-1", project_ids=["p1"]).token for i in range(n)]
+
+
+def token_lua(tmp: Path, name: str, tokens: list[str], header: str = "authorization", prefix: str = "Bearer ") -> Path:
+    data = tmp / f"{name}.txt"
+    data.write_text("\n".join(tokens) + "\n")
+    script = tmp / f"{name}.lua"
+    script.write_text(f"""
+tokens = {{}}
+for line in io.lines("{data}") do tokens[#tokens + 1] = line end
+i = 0
+request = function()
+  i = i + 1
+  if i > #tokens then i = 1 end
+  return wrk.format(nil, nil, {{["{header}"] = "{prefix}" .. tokens[i]}})
+end
+""")
+    return script
+
+
+def post_lua(tmp: Path, name: str, auth: tuple[str, str], bodies: list[str]) -> Path:
+    import base64
+    basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    data = tmp / f"{name}.txt"
+    data.write_text("\n".join(bodies) + "\n")
+    script = tmp / f"{name}.lua"
+    script.write_text(f"""
+bodies = {{}}
+for line in io.lines("{data}") do bodies[#bodies + 1] = line end
+i = 0
+request = function()
+  i = i + 1
+  if i > #bodies then i = 1 end
+  return wrk.format("POST", "/oauth/token", {{["Authorization"] = "Basic {basic}",
+    ["Content-Type"] = "application/x-www-form-urlencoded"}}, bodies[i])
+end
+""")
+    return script
+
+
+def grpc_body(tmp: Path, token: str) -> Path:
+    from envoy.service.auth.v3 import external_auth_pb2 as pb
+    req = pb.CheckRequest()
+    req.attributes.request.http.headers["authorization"] = f"Bearer {token}"
+    req.attributes.request.http.path = "/"
+    req.attributes.context_extensions["required_scopes"] = "read"
+    raw = req.SerializeToString()
+    path = tmp / "check.bin"
+    path.write_bytes(b"\x00" + struct.pack(">I", len(raw)) + raw)
+    return path
+
+
+def setup_app(base: str, grant_types: list[str]) -> dict:
+    h = {"authorization": f"Bearer {ADMIN}"}
+    tenant = f"t{time.monotonic_ns()}"
+    httpx.post(base + "/admin/tenants", json={"id": tenant, "name": tenant}, headers=h).raise_for_status()
+    client = httpx.post(base + f"/admin/tenants/{tenant}/clients", headers=h, json={
+        "name": "bench", "grant_types": grant_types, "scopes": ["read", "write"]}).json()
+    httpx.post(base + f"/admin/tenants/{tenant}/users", headers=h, json={
+        "username": "alice", "password": "correct horse", "org_id": "o", "project_ids": ["p"]}).raise_for_status()
+    return client
+
+
+async def refresh_pool(base: str, client: dict, n: int) -> list[str]:
+    auth = (client["client_id"], client["client_secret"])
+    sem = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(base_url=base, auth=auth, timeout=30) as c:
+        async def one() -> str:
+            async with sem:
+                r = await c.post("/oauth/token", data={"grant_type": "password", "username": "alice",
+                                                       "password": "correct horse"})
+                return r.json()["refresh_token"]
+        return await asyncio.gather(*(one() for _ in range(n)))
+
+
+def argon2_rate(duration: float, threads: int = 2) -> float:
+    """Password checks per second that argon2id alone (OWASP parameters) allows on this machine."""
+    from argon2 import PasswordHasher
+    ph = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+    stored = ph.hash("correct horse")
+    count = [0] * threads
+    stop = time.monotonic() + duration
+
+    def work(i: int) -> None:
+        while time.monotonic() < stop:
+            ph.verify(stored, "correct horse")
+            count[i] += 1
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(count) / duration
+
+
+async def fill_cache(target: str, tokens: list[str]) -> None:
+    import grpc
+    from envoy.service.auth.v3 import external_auth_pb2 as pb
+    from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
+    async with grpc.aio.insecure_channel(target) as ch:
+        stub = pb_grpc.AuthorizationStub(ch)
+        sem = asyncio.Semaphore(64)
+
+        async def one(t: str) -> None:
+            req = pb.CheckRequest()
+            req.attributes.request.http.headers["authorization"] = f"Bearer {t}"
+            async with sem:
+                r = await stub.Check(req)
+            assert r.status.code == 0
+        await asyncio.gather(*(one(t) for t in tokens))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Bench:
+    def __init__(self, duration: float, warmup: float, quick: bool, only: set[str] | None) -> None:
+        self.d, self.w, self.quick, self.only = duration, warmup, quick, only
+        self.results: dict[str, dict] = {}
+        self.tmp = Path(tempfile.mkdtemp(prefix="auth-sidecar-bench-"))
+        self.procs: list[Proc] = []
+
+    def want(self, row: str) -> bool:
+        return self.only is None or row in self.only
+
+    def record(self, row: str, value: float, unit: str, **extra) -> None:
+        self.results[row] = {"value": round(value, 2), "unit": unit, **extra}
+        print(f"  {row:34s} {value:12.1f} {unit}", flush=True)
+
+    def measure(self, row: str, fn, unit: str = "req/s") -> None:
+        if not self.want(row):
+            return
+        try:
+            if self.w and unit == "req/s":
+                fn(self.w)  # warm-up
+            self.record(row, fn(self.d), unit)
+        except Exception as exc:
+            self.results[row] = {"value": None, "unit": unit, "error": str(exc)[:500]}
+            print(f"  {row:34s} FAILED: {str(exc)[:200]}", flush=True)
+
+    def run(self) -> dict:
+        keys = self.tmp / "keys"
+        write_new_key(keys, "ES256")
+        ring = KeyRing.from_dir(keys)
+        issuer = TokenIssuer(ring, ISSUER, ISSUER)
+        token = mint(issuer, 1, "hit")[0]
+        routes = json.dumps([{"path_prefix": "/", "required_scopes": "read"}])
+        base_env = {"AUTH_SIDECAR_KEYS_DIR": str(keys), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN,
+                    "AUTH_SIDECAR_ROUTES": routes}
+        try:
+            main = Sidecar(self.tmp, base_env)
+            self.procs.append(main)
+            ports = {name: free_port() for name in ("admin", "noauth", "jwt_authn", "sidecar_grpc", "sidecar_http",
+                                                    "floor_grpc", "floor_http", "floor_grpc_port", "floor_http_port")}
+            ports.update(sidecar_grpc_port=main.grpc_port, sidecar_http_port=main.http_port)
+            self.procs.append(Proc([sys.executable, "-m", "bench.floors", "grpc", str(ports["floor_grpc_port"])]))
+            self.procs.append(Proc([sys.executable, "-m", "bench.floors", "http", str(ports["floor_http_port"])]))
+            cfg = self.tmp / "envoy.yaml"
+            cfg.write_text(yaml.safe_dump(envoy_config.build(ports, ISSUER, ISSUER, ring.jwks())))
+            envoy = Proc([envoy_binary(), "-c", str(cfg), "--concurrency", "1", "-l", "error",
+                          "--base-id", str(ports["admin"])], log=self.tmp / "envoy.log")
+            self.procs.append(envoy)
+            wait_for(lambda: httpx.get(f"http://127.0.0.1:{ports['admin']}/ready").status_code == 200, 30, "envoy")
+            auth = {"authorization": f"Bearer {token}"}
+            url = {name: f"http://127.0.0.1:{ports[name]}/" for name in ports}
+
+            print(f"auth-sidecar bench: {self.d:g}s per case after {self.w:g}s warm-up", flush=True)
+            self.measure("envoy_noauth", lambda d: loaders.wrk(url["noauth"], d, headers=auth))
+            self.measure("envoy_jwt_authn", lambda d: loaders.wrk(url["jwt_authn"], d, headers=auth))
+            self.measure("sidecar_grpc_hit", lambda d: loaders.wrk(url["sidecar_grpc"], d, headers=auth))
+            self.measure("sidecar_http_hit", lambda d: loaders.wrk(url["sidecar_http"], d, headers=auth))
+            n_miss = int(self.d * 4000) + 100
+            for mode in ("grpc", "http"):
+                row = f"sidecar_{mode}_miss"
+                if self.want(row):
+                    script = token_lua(self.tmp, row, mint(issuer, n_miss, row))
+                    # no warm-up: every token must be new to the cache
+                    try:
+                        self.record(row, loaders.wrk(url[f"sidecar_{mode}"], self.d, script=script), "req/s")
+                    except Exception as exc:
+                        self.results[row] = {"value": None, "unit": "req/s", "error": str(exc)[:500]}
+            self.measure("floor_grpc", lambda d: loaders.wrk(url["floor_grpc"], d, headers=auth))
+            self.measure("floor_http", lambda d: loaders.wrk(url["floor_http"], d, headers=auth))
+
+            body = grpc_body(self.tmp, token)
+            check_url = "/envoy.service.auth.v3.Authorization/Check"
+            self.measure("h2load_grpc_workers1",
+                         lambda d: loaders.h2load(f"http://127.0.0.1:{main.grpc_port}{check_url}", body, d))
+            if self.want("h2load_grpc_workers2"):
+                two = Sidecar(self.tmp, base_env, workers=2, tag="w2")
+                self.procs.append(two)
+                wait_for(lambda: Path(self.tmp / "sidecar-w2.log").exists(), 5, "w2")
+                self.measure("h2load_grpc_workers2",
+                             lambda d: loaders.h2load(f"http://127.0.0.1:{two.grpc_port}{check_url}", body, d,
+                                                      clients=32))
+                two.stop()
+
+            for row, name in (("latency_noauth", "noauth"), ("latency_grpc", "sidecar_grpc"),
+                              ("latency_http", "sidecar_http")):
+                if self.want(row):
+                    try:
+                        p50, p99 = loaders.hey_latency(url[name], self.d, 1000, headers=auth)
+                        self.results[row] = {"value": p99, "unit": "ms p99", "p50_ms": p50, "p99_ms": p99}
+                        print(f"  {row:34s} p50 {p50:.3f} ms  p99 {p99:.3f} ms", flush=True)
+                    except Exception as exc:
+                        self.results[row] = {"value": None, "unit": "ms p99", "error": str(exc)[:500]}
+
+            self.token_cases(main, base_env)
+            if self.want("rss_100k"):
+                n = 2000 if self.quick else 100_000
+                fresh = Sidecar(self.tmp, {**base_env, "AUTH_SIDECAR_CACHE__MAX_ENTRIES": str(max(n, 1000))},
+                                tag="rss")
+                self.procs.append(fresh)
+                asyncio.run(fill_cache(f"127.0.0.1:{fresh.grpc_port}", mint(issuer, n, "rss")))
+                self.record("rss_100k", rss_mb(fresh.pid), "MB", tokens=n)
+                fresh.stop()
+        finally:
+            for proc in reversed(self.procs):
+                proc.stop()
+        return self.results
+
+    def token_cases(self, main: Sidecar, base_env: dict[str, str]) -> None:
+        cheap = {"AUTH_SIDECAR_PASSWORD_HASHING__MEMORY_KIB": "1024", "AUTH_SIDECAR_PASSWORD_HASHING__TIME_COST": "1"}
+        cc_body = ["grant_type=client_credentials"]
+        if self.want("token_client_credentials"):
+            c = setup_app(main.http, ["client_credentials"])
+            self.measure("token_client_credentials", lambda d: loaders.wrk(
+                main.http, d, script=post_lua(self.tmp, "cc", (c["client_id"], c["client_secret"]), cc_body)))
+        if self.want("token_password"):
+            c = setup_app(main.http, ["password"])
+            body = ["grant_type=password&username=alice&password=correct+horse"]
+            self.measure("token_password", lambda d: loaders.wrk(
+                main.http, d, connections=8, script=post_lua(self.tmp, "pw", (c["client_id"], c["client_secret"]), body)))
+        self.measure("argon2_alone", argon2_rate, "checks/s")
+        stores = [("", {})]
+        redis = None
+        if any(self.want(r) for r in ("token_client_credentials_redis", "token_refresh_redis")):
+            port = free_port()
+            redis = Proc(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"])
+            self.procs.append(redis)
+            import redis as redis_lib
+            wait_for(lambda: redis_lib.Redis(port=port).ping(), 10, "redis")
+            stores.append(("_redis", {"AUTH_SIDECAR_STORE_URL": f"redis://127.0.0.1:{port}/0"}))
+        for suffix, env in stores:
+            if not (self.want("token_refresh" + suffix) or self.want("token_client_credentials" + suffix)):
+                continue
+            svc = Sidecar(self.tmp, {**base_env, **cheap, **env}, tag="token" + suffix)
+            self.procs.append(svc)
+            if suffix and self.want("token_client_credentials" + suffix):
+                c = setup_app(svc.http, ["client_credentials"])
+                self.measure("token_client_credentials" + suffix, lambda d: loaders.wrk(
+                    svc.http, d, script=post_lua(self.tmp, "cc" + suffix, (c["client_id"], c["client_secret"]), cc_body)))
+            if self.want("token_refresh" + suffix):
+                c = setup_app(svc.http, ["password", "refresh_token"])
+                pool = asyncio.run(refresh_pool(svc.http, c, int(self.d * 4500) + 100))
+                bodies = [f"grant_type=refresh_token&refresh_token={rt}" for rt in pool]
+                script = post_lua(self.tmp, "rt" + suffix, (c["client_id"], c["client_secret"]), bodies)
+                try:
+                    self.record("token_refresh" + suffix, loaders.wrk(svc.http, self.d, script=script), "req/s",
+                                pool=len(pool))
+                except Exception as exc:
+                    self.results["token_refresh" + suffix] = {"value": None, "unit": "req/s", "error": str(exc)[:500]}
+            svc.stop()
+
+
+def ratios(r: dict) -> dict[str, float | None]:
+    def v(k: str) -> float | None:
+        return (r.get(k) or {}).get("value")
+
+    def div(a: str, b: str) -> float | None:
+        x, y = v(a), v(b)
+        return round(x / y, 3) if x and y else None
+
+    out = {
+        "http_hit / jwt_authn (>= 0.85)": div("sidecar_http_hit", "envoy_jwt_authn"),
+        "grpc_hit / bare grpc.aio floor (>= 0.85)": div("sidecar_grpc_hit", "floor_grpc"),
+        "http_hit / bare ASGI floor": div("sidecar_http_hit", "floor_http"),
+        "grpc_miss / grpc_hit (>= 0.5)": div("sidecar_grpc_miss", "sidecar_grpc_hit"),
+        "http_miss / http_hit (>= 0.5)": div("sidecar_http_miss", "sidecar_http_hit"),
+        "h2load workers2 / workers1 (>= 1.6)": div("h2load_grpc_workers2", "h2load_grpc_workers1"),
+        "password / argon2 alone (>= 0.9)": div("token_password", "argon2_alone"),
+    }
+    for mode in ("grpc", "http"):
+        a, b = r.get(f"latency_{mode}") or {}, r.get("latency_noauth") or {}
+        if a.get("p99_ms") is not None and b.get("p99_ms") is not None:
+            out[f"added p99 at 1000 req/s, {mode} (ms, <= 1)"] = round(a["p99_ms"] - b["p99_ms"], 3)
+            out[f"added p50 at 1000 req/s, {mode} (ms)"] = round(a["p50_ms"] - b["p50_ms"], 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per case")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per case")
+    p.add_argument("--quick", action="store_true", help="small token pools (CI smoke)")
+    p.add_argument("--only", help="comma-separated rows to run")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    args = p.parse_args(argv)
+    bench = Bench(args.duration, args.warmup, args.quick, set(args.only.split(",")) if args.only else None)
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    results = bench.run()
+    rat = ratios(results)
+    print("\nratios (same run):")
+    for k, val in rat.items():
+        print(f"  {k:48s} {val}")
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    doc = {"date": started, "machine": {"cpu": cpu, "cores": len(__import__("os").sched_getaffinity(0)),
+                                        "python": platform.python_version()},
+           "duration_s": args.duration, "results": results, "ratios": rat}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2))
+    print(f"\nwrote {out}")
+    failed = [k for k, v in results.items() if v.get("value") is None]
+    return 1 if failed else 0
