@@ -153,8 +153,8 @@ def rss_mb(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, duration: float, warmup: float, quick: bool, only: set[str] | None) -> None:
-        self.d, self.w, self.quick, self.only = duration, warmup, quick, only
+    def __init__(self, duration: float, warmup: float, quick: bool, only: set[str] | None, alg: str = "ES256") -> None:
+        self.d, self.w, self.quick, self.only, self.alg = duration, warmup, quick, only, alg
         self.results: dict[str, dict] = {}
         self.tmp = Path(tempfile.mkdtemp(prefix="auth-sidecar-bench-"))
         self.procs: list[Proc] = []
@@ -179,7 +179,7 @@ class Bench:
 
     def run(self) -> dict:
         keys = self.tmp / "keys"
-        write_new_key(keys, "ES256")
+        write_new_key(keys, self.alg)
         ring = KeyRing.from_dir(keys)
         issuer = TokenIssuer(ring, ISSUER, ISSUER)
         token = mint(issuer, 1, "hit")[0]
@@ -333,9 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per case")
     p.add_argument("--quick", action="store_true", help="small token pools (CI smoke)")
     p.add_argument("--only", help="comma-separated rows to run")
+    p.add_argument("--alg", default="ES256", choices=["ES256", "RS256", "EdDSA"], help="signing key of the tokens")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = p.parse_args(argv)
-    bench = Bench(args.duration, args.warmup, args.quick, set(args.only.split(",")) if args.only else None)
+    bench = Bench(args.duration, args.warmup, args.quick, set(args.only.split(",")) if args.only else None, args.alg)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     results = bench.run()
     rat = ratios(results)
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                 if l.startswith("model name")), platform.processor())
     doc = {"date": started, "machine": {"cpu": cpu, "cores": len(__import__("os").sched_getaffinity(0)),
                                         "python": platform.python_version()},
-           "duration_s": args.duration, "results": results, "ratios": rat}
+           "duration_s": args.duration, "alg": args.alg, "results": results, "ratios": rat}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2))
