@@ -17,15 +17,18 @@ from sidecar.oauth.metadata import openid_configuration, server_metadata
 from sidecar.oauth.metrics import OAuthMetrics
 from sidecar.oauth.user_auth import RemoteCredentials, StoreCredentials
 from sidecar.openapi import openapi_document
+from sidecar.store.timed import TimedStore
 
 
 def oauth_context(container: Container, registry: CollectorRegistry) -> OAuthContext:
     settings = container.settings
     passwords = Passwords(settings.password_hashing)
+    metrics = OAuthMetrics(registry)
+    store = TimedStore(container.store, metrics.store_latency)
     credentials = (RemoteCredentials(settings.credentials_service_url, container.http_client)
-                   if settings.credentials_service_url else StoreCredentials(container.store, passwords))
-    return OAuthContext(settings=settings, store=container.store, issuer=container.issuer, passwords=passwords,
-                        credentials=credentials, metrics=OAuthMetrics(registry), revoker=container.revoker)
+                   if settings.credentials_service_url else StoreCredentials(store, passwords))
+    return OAuthContext(settings=settings, store=store, issuer=container.issuer, passwords=passwords,
+                        credentials=credentials, metrics=metrics, revoker=container.revoker)
 
 
 def routes(container: Container, registry: CollectorRegistry) -> list[Route]:
