@@ -66,25 +66,28 @@ class TokenInspector:
         return record
 
 
-def _hint(params: dict[str, str]) -> str:
-    hint = params.get("token_type_hint", "")
-    if hint not in ("", "access_token", "refresh_token"):
-        raise UnsupportedTokenType(f"token_type_hint {hint[:32]} is not supported")
-    return hint
+class _TokenRequestEndpoint:
+    """Both RFC 7009 and RFC 7662 take `token` (+ optional hint) from an authenticated client."""
 
-
-class IntrospectionEndpoint:
     def __init__(self, ctx: OAuthContext, inspector: TokenInspector) -> None:
         self.ctx, self.inspector = ctx, inspector
 
     async def handle(self, request: Request) -> Response:
-        return await guarded(self.ctx, lambda: self._introspect(request))
+        async def work() -> Response:
+            params = await read_params(request, self.ctx.settings.max_body_bytes)
+            caller = await client_auth.authenticate(self.ctx, request, params)
+            token = required(params, "token")
+            if params.get("token_type_hint", "") not in ("", "access_token", "refresh_token"):
+                raise UnsupportedTokenType(f"token_type_hint {params['token_type_hint'][:32]} is not supported")
+            return await self.answer(caller, token)
+        return await guarded(self.ctx, work)
 
-    async def _introspect(self, request: Request) -> Response:
-        params = await read_params(request, self.ctx.settings.max_body_bytes)
-        caller = await client_auth.authenticate(self.ctx, request, params)
-        token = required(params, "token")
-        _hint(params)
+    async def answer(self, caller: Client, token: str) -> Response:
+        raise NotImplementedError
+
+
+class IntrospectionEndpoint(_TokenRequestEndpoint):
+    async def answer(self, caller: Client, token: str) -> Response:
         claims = await self.inspector.access(token)
         if claims is not None and claims.get("tenant") in (None, caller.tenant):
             return responses.ok({"active": True, "token_type": "access_token", **claims})
@@ -97,18 +100,8 @@ class IntrospectionEndpoint:
         return responses.ok({"active": False})
 
 
-class RevocationEndpoint:
-    def __init__(self, ctx: OAuthContext, inspector: TokenInspector) -> None:
-        self.ctx, self.inspector = ctx, inspector
-
-    async def handle(self, request: Request) -> Response:
-        return await guarded(self.ctx, lambda: self._revoke(request))
-
-    async def _revoke(self, request: Request) -> Response:
-        params = await read_params(request, self.ctx.settings.max_body_bytes)
-        caller = await client_auth.authenticate(self.ctx, request, params)
-        token = required(params, "token")
-        _hint(params)
+class RevocationEndpoint(_TokenRequestEndpoint):
+    async def answer(self, caller: Client, token: str) -> Response:
         claims = await self.inspector.access(token)
         if claims is not None and _owned(caller, claims.get("client_id")):
             await self.ctx.revoker.access_tokens([(claims["jti"], float(claims["exp"]))])
