@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import cachetools
 
@@ -21,8 +21,24 @@ class Entry:
     expires_at: float
     refusal: Decision | None = None
     # Decisions already made for this token, by (rules, selected project): a repeat request
-    # reuses the decision and its encoded response.
-    decisions: dict = field(default_factory=dict)
+    # reuses the decision and its encoded response. The first one sits in two slots, a dict
+    # is made only for a second (most tokens only ever meet one route's rules).
+    memo_key: Any = None
+    memo: Decision | None = None
+    more: dict | None = None
+
+    def decision_for(self, key: Any) -> Decision | None:
+        if self.memo_key == key:
+            return self.memo
+        return self.more.get(key) if self.more else None
+
+    def remember(self, key: Any, decision: Decision) -> None:
+        if self.memo is None:
+            self.memo_key, self.memo = key, decision
+        elif self.more is None:
+            self.more = {key: decision}
+        elif len(self.more) < MAX_DECISIONS_PER_ENTRY:
+            self.more[key] = decision
 
 
 def token_key(token: str) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -12,15 +12,31 @@ class Decision:
     allowed: bool
     status: int  # 200, 401 or 403
     reason: str  # metric label: "ok", "missing_token", "expired", "insufficient_scope", ...
-    headers: tuple[tuple[str, str], ...] = ()  # set upstream, overwrite semantics
-    remove: tuple[str, ...] = ()  # removed from the upstream request
     error: str = ""  # RFC 6750 error code ("" when the token is missing)
     description: str = ""
     scope: str = ""  # scope needed, for insufficient_scope
-    metadata: dict[str, Any] = field(default_factory=dict)
+    # An allow keeps who and which project; its headers are derived when it is encoded, so a
+    # cached decision holds references, not copies (memory per cached token).
+    identity: Any = None
+    project: str | None = None
+    mutator: Any = None
     # Transport adapters keep their encoded form here so a cached decision is encoded once.
     wire: Any = None
     wire_http: Any = None
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Headers to set upstream, overwrite semantics."""
+        return self.mutator.headers(self.identity, self.project) if self.mutator else ()
+
+    @property
+    def remove(self) -> tuple[str, ...]:
+        """Headers removed from the upstream request."""
+        return self.mutator.remove(self.identity, self.project) if self.mutator else ()
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.mutator.metadata(self.identity, self.project) if self.mutator else {}
 
     @property
     def www_authenticate(self) -> str:

@@ -7,7 +7,7 @@ import time
 from typing import Awaitable, Callable
 
 from authz import jose, policy
-from authz.cache import MAX_DECISIONS_PER_ENTRY, TokenCache, token_key
+from authz.cache import TokenCache, token_key
 from authz.decision import MISSING_TOKEN, Decision, forbidden, unauthorized
 from authz.errors import TokenError
 from authz.extract import TokenExtractor
@@ -79,12 +79,11 @@ class Engine:
                 return entry.refusal, key
         project = req.headers.get(PROJECT_HEADER)
         memo = (rules, project)
-        decision = entry.decisions.get(memo)
+        decision = entry.decision_for(memo)
         if decision is None:
             outcome = policy.check(entry.identity, rules, project)
             decision = outcome if isinstance(outcome, Decision) else self.mutator.allow(entry.identity, outcome)
-            if len(entry.decisions) < MAX_DECISIONS_PER_ENTRY:
-                entry.decisions[memo] = decision
+            entry.remember(memo, decision)
         return decision, key
 
     async def _authenticate(self, token: str) -> Identity:

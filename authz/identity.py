@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping
 
 from authz.errors import TokenError
@@ -18,7 +20,13 @@ def _clean(name: str, value: Any) -> str | None:
     text = str(value)
     if any(c in text for c in _FORBIDDEN):
         raise TokenError(f"claim {name} contains control characters", "bad_claim")
-    return text
+    # tenants, orgs, clients, issuers repeat across many cached tokens: share one copy
+    return sys.intern(text) if len(text) <= 128 else text
+
+
+@lru_cache(maxsize=4096)
+def _scope_set(scope_text: str) -> frozenset[str]:
+    return frozenset(scope_text.split())
 
 
 def _str_list(name: str, value: Any) -> tuple[str, ...]:
@@ -28,7 +36,13 @@ def _str_list(name: str, value: Any) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, list):
         raise TokenError(f"claim {name} must be a list of strings", "bad_claim")
-    return tuple(v for v in (_clean(name, item) for item in value) if v)
+    return _shared(tuple(v for v in (_clean(name, item) for item in value) if v))
+
+
+@lru_cache(maxsize=4096)
+def _shared(values: tuple[str, ...]) -> tuple[str, ...]:
+    """One copy of each audience / project list shared by every token that carries it."""
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +76,8 @@ class Identity:
             org_id=_clean("org_id", claims.get("org_id")),
             project_ids=project_ids,
             client_id=_clean("client_id", claims.get("client_id") or claims.get("azp")),
-            scopes=frozenset(scope_text.split()),
-            scope_text=" ".join(scope_text.split()),
+            scopes=_scope_set(scope_text),
+            scope_text=sys.intern(" ".join(scope_text.split())),
             audiences=_str_list("aud", claims.get("aud")),
             issuer=_clean("iss", claims.get("iss")),
             jti=_clean("jti", claims.get("jti")),

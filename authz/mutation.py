@@ -17,20 +17,24 @@ class Mutator:
         self._extra_remove = ("authorization",) if remove_authorization else ()
 
     def allow(self, identity: Identity | None, project: str | None) -> Decision:
+        return Decision(True, 200, "ok", identity=identity, project=project, mutator=self)
+
+    def headers(self, identity: Identity | None, project: str | None) -> tuple[tuple[str, str], ...]:
+        if identity is None:
+            return ()
         n = self.names
         values = ((n.tenant, identity.tenant), (n.org, identity.org_id), (n.project, project),
-                  (n.user, identity.subject), (n.client, identity.client_id),
-                  (n.scopes, identity.scope_text)) if identity is not None else ()
-        headers = tuple((name, value) for name, value in values if value)
-        set_names = {name for name, _ in headers}
+                  (n.user, identity.subject), (n.client, identity.client_id), (n.scopes, identity.scope_text))
+        return tuple((name, value) for name, value in values if value)
+
+    def remove(self, identity: Identity | None, project: str | None) -> tuple[str, ...]:
         # Every managed name that we do not set is removed, so a client can never smuggle one
         # in; those we set are overwritten (never appended), which removes the client's value.
-        remove = tuple(name for name in self.managed if name not in set_names) + self._extra_remove
-        return Decision(True, 200, "ok", headers=headers, remove=remove,
-                        metadata=self._metadata(identity, project))
+        set_names = {name for name, _ in self.headers(identity, project)}
+        return tuple(name for name in self.managed if name not in set_names) + self._extra_remove
 
     @staticmethod
-    def _metadata(identity: Identity | None, project: str | None) -> dict[str, Any]:
+    def metadata(identity: Identity | None, project: str | None) -> dict[str, Any]:
         if identity is None:
             return {"anonymous": True}
         meta = {"sub": identity.subject, "tenant": identity.tenant, "org_id": identity.org_id,
