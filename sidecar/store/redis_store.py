@@ -218,10 +218,10 @@ class RedisStore(Store):
     @_guard
     async def add_family_access(self, family: str, jti: str, exp: float) -> None:
         key = _fam(family, "jtis")
-        await self.r.zadd(key, {jti: exp})
-        await self.r.expireat(key, math.ceil(exp) + 1, gt=True)
-        if not await self.r.ttl(key) > 0:
-            await self.r.expireat(key, math.ceil(exp) + 1)
+        at = math.ceil(exp) + 1
+        async with self.r.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.zadd(key, {jti: exp}).expireat(key, at, nx=True).expireat(key, at, gt=True)
+            await pipe.execute()
 
     @_guard
     async def family_access(self, family: str) -> list[tuple[str, float]]:
@@ -262,8 +262,10 @@ class RedisStore(Store):
     @_guard
     async def failures(self, key: str) -> tuple[int, int]:
         k = f"{P}fail:{key}"
-        count, ttl = await self.r.get(k), await self.r.ttl(k)
-        return (int(count), max(int(ttl), 1)) if count else (0, 0)
+        count = await self.r.get(k)
+        if not count:
+            return (0, 0)  # the common case: one round trip
+        return int(count), max(int(await self.r.ttl(k)), 1)
 
     @_guard
     async def clear_failures(self, key: str) -> None:
