@@ -36,41 +36,35 @@ def mint(issuer: TokenIssuer, n: int, prefix: str) -> list[str]:
                                 ttl=3600, org_id="org-1", project_ids=["p1"]).token for i in range(n)]
 
 
-def token_lua(tmp: Path, name: str, tokens: list[str], header: str = "authorization", prefix: str = "Bearer ") -> Path:
+def wrk_script(tmp: Path, name: str, lines: list[str], request: str) -> Path:
+    """A wrk Lua script that cycles through `lines` (one per request); `request` is the Lua
+    expression building the request from `line`."""
     data = tmp / f"{name}.txt"
-    data.write_text("\n".join(tokens) + "\n")
+    data.write_text("\n".join(lines) + "\n")
     script = tmp / f"{name}.lua"
     script.write_text(f"""
-tokens = {{}}
-for line in io.lines("{data}") do tokens[#tokens + 1] = line end
+lines = {{}}
+for l in io.lines("{data}") do lines[#lines + 1] = l end
 i = 0
 request = function()
   i = i + 1
-  if i > #tokens then i = 1 end
-  return wrk.format(nil, nil, {{["{header}"] = "{prefix}" .. tokens[i]}})
+  if i > #lines then i = 1 end
+  local line = lines[i]
+  return {request}
 end
 """)
     return script
+
+
+def token_lua(tmp: Path, name: str, tokens: list[str]) -> Path:
+    return wrk_script(tmp, name, tokens, 'wrk.format(nil, nil, {["authorization"] = "Bearer " .. line})')
 
 
 def post_lua(tmp: Path, name: str, auth: tuple[str, str], bodies: list[str]) -> Path:
     import base64
     basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    data = tmp / f"{name}.txt"
-    data.write_text("\n".join(bodies) + "\n")
-    script = tmp / f"{name}.lua"
-    script.write_text(f"""
-bodies = {{}}
-for line in io.lines("{data}") do bodies[#bodies + 1] = line end
-i = 0
-request = function()
-  i = i + 1
-  if i > #bodies then i = 1 end
-  return wrk.format("POST", "/oauth/token", {{["Authorization"] = "Basic {basic}",
-    ["Content-Type"] = "application/x-www-form-urlencoded"}}, bodies[i])
-end
-""")
-    return script
+    return wrk_script(tmp, name, bodies, f'wrk.format("POST", "/oauth/token", {{["Authorization"] = "Basic {basic}", '
+                                          '["Content-Type"] = "application/x-www-form-urlencoded"}, line)')
 
 
 def grpc_body(tmp: Path, token: str) -> Path:

@@ -27,6 +27,7 @@ class Validated:
     project_ids: tuple[str, ...] = ()
     with_refresh: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    source: Any = None  # what validation looked up and issuing needs (the refresh record)
 
 
 class Grant:

@@ -32,14 +32,12 @@ class RefreshTokenGrant(Grant):
         if await ctx.store.is_revoked(None, record.subject, record.client_id, record.created):
             raise InvalidGrant("refresh token has been revoked")
         granted = scopes.grant(params.get("scope"), record.scope.split())
-        v = Validated(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
-                      scope=granted, ttl=access_ttl(ctx, client, params), org_id=record.org_id,
-                      project_ids=record.project_ids, with_refresh=True)
-        v.extra = {"_record": record}
-        return v
+        return Validated(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
+                         scope=granted, ttl=access_ttl(ctx, client, params), org_id=record.org_id,
+                         project_ids=record.project_ids, with_refresh=True, source=record)
 
     async def issue(self, ctx, v: Validated):
-        old = v.extra.pop("_record")
+        old = v.source
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids)
         rt, new = refresh.new(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
