@@ -41,10 +41,18 @@ class Engine:
         self._anonymous = mutator.allow(None, None)
 
     async def decide(self, req: AuthRequest, mode: str = "grpc") -> Decision:
+        """The whole decision for one request, the token's own headers included."""
+        decision, identity = await self.check(req, mode)
+        return decision.own(identity)
+
+    async def check(self, req: AuthRequest, mode: str = "grpc") -> tuple[Decision, Identity | None]:
+        """The decision and the token's identity. A personal decision is shared by every token
+        of its shape: transports add the identity's own part when they encode it."""
         started = time.perf_counter()
         token_hash = b""
+        identity = None
         try:
-            decision, token_hash = await self._decide(req)
+            decision, identity, token_hash = await self._decide(req)
         except Exception:
             log.exception("ext_authz internal error; denying")
             decision = INTERNAL_ERROR
@@ -52,16 +60,16 @@ class Engine:
         if not decision.allowed:
             log.info("deny", extra={"status": decision.status, "reason": decision.reason,
                                     "token_sha256": token_hash.hex()[:12], "path": req.path[:200]})
-        return decision
+        return decision, identity
 
-    async def _decide(self, req: AuthRequest) -> tuple[Decision, bytes]:
+    async def _decide(self, req: AuthRequest) -> tuple[Decision, Identity | None, bytes]:
         try:
             token = self.extractor.extract(req)
         except TokenError as exc:
-            return unauthorized(exc.description, exc.reason), b""
+            return unauthorized(exc.description, exc.reason), None, b""
         rules = self.rules.for_request(req.path, req.context_extensions)
         if token is None:
-            return (self._anonymous if rules.allow_anonymous else MISSING_TOKEN), b""
+            return (self._anonymous if rules.allow_anonymous else MISSING_TOKEN), None, b""
         key = token_key(token)
         entry = self.cache.get(key)
         if entry is None:
@@ -71,20 +79,19 @@ class Engine:
             except TokenError as exc:
                 refusal = unauthorized(exc.description, exc.reason)
                 self.cache.put_refusal(key, refusal)
-                return refusal, key
+                return refusal, None, key
             entry = self.cache.put(key, identity)
         else:
             self.metrics.cache_hits += 1
             if entry.identity is None:
-                return entry.refusal, key
+                return entry.memo, None, key
         project = req.headers.get(PROJECT_HEADER)
-        memo = (rules, project)
-        decision = entry.decision_for(memo)
+        decision = entry.decision_for(rules, project)
         if decision is None:
             outcome = policy.check(entry.identity, rules, project)
             decision = outcome if isinstance(outcome, Decision) else self.mutator.allow(entry.identity, outcome)
-            entry.remember(memo, decision)
-        return decision, key
+            entry.remember(rules, project, decision)
+        return decision, entry.identity, key
 
     async def _authenticate(self, token: str) -> Identity:
         if jose.looks_like_jwt(token) or token.count(".") == 4:

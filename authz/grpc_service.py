@@ -27,7 +27,8 @@ _GRPC_CODE = {401: 16, 403: 7}  # UNAUTHENTICATED, PERMISSION_DENIED
 
 
 def encode(decision: Decision) -> bytes:
-    """The wire form of a decision's CheckResponse."""
+    """The wire form of a decision's CheckResponse (a personal one's without the token's own
+    part, see `OwnPart`)."""
     if decision.allowed:
         ok = pb.OkHttpResponse(
             headers=[HeaderValueOption(header=HeaderValue(key=k, value=v), append_action=_OVERWRITE)
@@ -50,12 +51,44 @@ def encode(decision: Decision) -> bytes:
     return response.SerializeToString()
 
 
+class OwnPart:
+    """A token's own part of an allow: its `sub` header and `sub`/`jti` metadata, encoded as
+    a CheckResponse to append to the shape's shared part (protobuf merges concatenated
+    messages: repeated headers add up, metadata maps merge). Built per response from a
+    template rather than kept per cached token."""
+
+    def __init__(self, user_header: str) -> None:
+        self._user_header = user_header
+        self._template = pb.CheckResponse()
+        header = self._template.ok_response.headers.add()
+        header.header.key, header.append_action = user_header, _OVERWRITE
+        self._user = header.header
+        self._fields = self._template.dynamic_metadata.fields
+
+    def __call__(self, identity) -> bytes:
+        sub, jti = identity.subject, identity.jti
+        if sub and jti:
+            self._user.value = sub
+            self._fields["sub"].string_value = sub
+            self._fields["jti"].string_value = jti
+            return self._template.SerializeToString()
+        response = pb.CheckResponse()  # rare shapes: no sub or no jti
+        if sub:
+            response.ok_response.headers.add(header=HeaderValue(key=self._user_header, value=sub),
+                                             append_action=_OVERWRITE)
+            response.dynamic_metadata.fields["sub"].string_value = sub
+        if jti:
+            response.dynamic_metadata.fields["jti"].string_value = jti
+        return response.SerializeToString()
+
+
 FALLBACK = encode(forbidden("authorization could not be decided", "internal_error"))
 
 
 class AuthorizationService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._own_part = OwnPart(engine.mutator.names.user)
 
     async def check(self, request: pb.CheckRequest, context: grpc.aio.ServicerContext) -> bytes:
         try:
@@ -63,10 +96,12 @@ class AuthorizationService:
             http = attrs.request.http
             # protobuf maps are read in place: no copy of the headers per request
             req = AuthRequest(http.headers, http.path or "/", http.method, attrs.context_extensions)
-            decision = await self.engine.decide(req, "grpc")
+            decision, identity = await self.engine.check(req, "grpc")
             wire = decision.wire
             if wire is None:
                 wire = decision.wire = encode(decision)
+            if decision.personal:
+                return wire + self._own_part(identity)
             return wire
         except Exception:  # never a gRPC error: Envoy would apply its own failure mode
             log.exception("Check failed; denying")

@@ -18,6 +18,7 @@ REMOVE_HEADER = b"x-envoy-auth-headers-to-remove"
 
 
 def encode(decision: Decision) -> tuple[dict[str, Any], bytes]:
+    """The ASGI start message and body (a personal decision's without the token's own header)."""
     if decision.allowed:
         headers = [(k.encode(), v.encode()) for k, v in decision.headers]
         if decision.remove:
@@ -33,15 +34,20 @@ def encode(decision: Decision) -> tuple[dict[str, Any], bytes]:
 class HttpCheckApp:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._user_header = engine.mutator.names.user.encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         path = scope["path"][len(PREFIX):] or "/"
         if scope.get("query_string"):
             path = f"{path}?{scope['query_string'].decode('latin-1')}"
-        decision = await self.engine.decide(AuthRequest(headers, path, scope.get("method", "GET")), "http")
+        decision, identity = await self.engine.check(AuthRequest(headers, path, scope.get("method", "GET")), "http")
         wire = decision.wire_http
         if wire is None:
             wire = decision.wire_http = encode(decision)
-        await send(wire[0])
+        start = wire[0]
+        if decision.personal and identity.subject:  # the token's own header, per response
+            start = {"type": "http.response.start", "status": 200,
+                     "headers": [*start["headers"], (self._user_header, identity.subject.encode())]}
+        await send(start)
         await send({"type": "http.response.body", "body": wire[1]})
