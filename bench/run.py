@@ -96,9 +96,15 @@ async def refresh_pool(base: str, client: dict, n: int) -> list[str]:
     async with httpx.AsyncClient(base_url=base, auth=auth, timeout=30) as c:
         async def one() -> str:
             async with sem:
-                r = await c.post("/oauth/token", data={"grant_type": "password", "username": "alice",
-                                                       "password": "correct horse"})
-                return r.json()["refresh_token"]
+                for attempt in range(3):  # a keep-alive connection the server just closed: retry
+                    try:
+                        r = await c.post("/oauth/token", data={"grant_type": "password", "username": "alice",
+                                                               "password": "correct horse"})
+                        return r.json()["refresh_token"]
+                    except httpx.TransportError:
+                        if attempt == 2:
+                            raise
+                raise AssertionError("unreachable")
         return await asyncio.gather(*(one() for _ in range(n)))
 
 
@@ -284,11 +290,11 @@ class Bench:
                 self.measure("token_client_credentials" + suffix, lambda d: loaders.wrk(
                     svc.http, d, script=post_lua(self.tmp, "cc" + suffix, (c["client_id"], c["client_secret"]), cc_body)))
             if self.want("token_refresh" + suffix):
-                c = setup_app(svc.http, ["password", "refresh_token"])
-                pool = asyncio.run(refresh_pool(svc.http, c, int(self.d * 4500) + 100))
-                bodies = [f"grant_type=refresh_token&refresh_token={rt}" for rt in pool]
-                script = post_lua(self.tmp, "rt" + suffix, (c["client_id"], c["client_secret"]), bodies)
                 try:
+                    c = setup_app(svc.http, ["password", "refresh_token"])
+                    pool = asyncio.run(refresh_pool(svc.http, c, int(self.d * 4500) + 100))
+                    bodies = [f"grant_type=refresh_token&refresh_token={rt}" for rt in pool]
+                    script = post_lua(self.tmp, "rt" + suffix, (c["client_id"], c["client_secret"]), bodies)
                     self.record("token_refresh" + suffix, loaders.wrk(svc.http, self.d, script=script), "req/s",
                                 pool=len(pool))
                 except Exception as exc:
