@@ -25,11 +25,6 @@ def _clean(name: str, value: Any, shared: bool = True) -> str | None:
     return sys.intern(text) if shared and len(text) <= 128 else text
 
 
-@lru_cache(maxsize=4096)
-def _scope_set(scope_text: str) -> frozenset[str]:
-    return frozenset(scope_text.split())
-
-
 def _str_list(name: str, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -37,13 +32,7 @@ def _str_list(name: str, value: Any) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, list):
         raise TokenError(f"claim {name} must be a list of strings", "bad_claim")
-    return _shared(tuple(v for v in (_clean(name, item) for item in value) if v))
-
-
-@lru_cache(maxsize=4096)
-def _shared(values: tuple[str, ...]) -> tuple[str, ...]:
-    """One copy of each audience / project list shared by every token that carries it."""
-    return values
+    return tuple(v for v in (_clean(name, item) for item in value) if v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +52,7 @@ class Profile:
 @lru_cache(maxsize=4096)
 def _profile(tenant: str | None, org_id: str | None, project_ids: tuple[str, ...], client_id: str | None,
              scope_text: str, audiences: tuple[str, ...], issuer: str | None) -> Profile:
-    return Profile(tenant, org_id, project_ids, client_id, _scope_set(scope_text), scope_text, audiences, issuer)
+    return Profile(tenant, org_id, project_ids, client_id, frozenset(scope_text.split()), scope_text, audiences, issuer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,17 +105,11 @@ async def test_inactive_refresh_and_unauthorised_are_401(endpoint):
 
 
 async def test_negative_caching_is_opt_in(endpoint):
-    off = engine_for(endpoint)
-    try:
-        await check(off, "opaque-unknown")
-        await check(off, "opaque-unknown")
-        assert endpoint.calls == 2
-    finally:
-        await off.close()
-    on = engine_for(endpoint, negative_ttl="5")
-    try:
-        await check(on, "opaque-nope")
-        await check(on, "opaque-nope")
-        assert endpoint.calls == 3
-    finally:
-        await on.close()
+    for negative_ttl, token, calls_after in (("0", "opaque-unknown", 2), ("5", "opaque-nope", 3)):
+        engine = engine_for(endpoint, negative_ttl=negative_ttl)
+        try:
+            await check(engine, token)
+            await check(engine, token)
+            assert endpoint.calls == calls_after, negative_ttl
+        finally:
+            await engine.close()
