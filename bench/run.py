@@ -271,7 +271,9 @@ class Bench:
             self.measure("token_password", lambda d: loaders.wrk(
                 main.http, d, connections=8, script=post_lua(self.tmp, "pw", (c["client_id"], c["client_secret"]), body)))
         self.measure("argon2_alone", argon2_rate, "checks/s")
-        stores = [("", {})]
+        # (row suffix, env, workers): the memory store lives in one process; with Redis shared
+        # by all workers the service runs one worker per core, as a deployment on 2 cores would
+        stores = [("", {}, 1)]
         redis = None
         if any(self.want(r) for r in ("token_client_credentials_redis", "token_refresh_redis")):
             port = free_port()
@@ -279,11 +281,11 @@ class Bench:
             self.procs.append(redis)
             import redis as redis_lib
             wait_for(lambda: redis_lib.Redis(port=port).ping(), 10, "redis")
-            stores.append(("_redis", {"AUTH_SIDECAR_STORE_URL": f"redis://127.0.0.1:{port}/0"}))
-        for suffix, env in stores:
+            stores.append(("_redis", {"AUTH_SIDECAR_STORE_URL": f"redis://127.0.0.1:{port}/0"}, 2))
+        for suffix, env, workers in stores:
             if not (self.want("token_refresh" + suffix) or self.want("token_client_credentials" + suffix)):
                 continue
-            svc = Sidecar(self.tmp, {**base_env, **cheap, **env}, tag="token" + suffix)
+            svc = Sidecar(self.tmp, {**base_env, **cheap, **env}, workers=workers, tag="token" + suffix)
             self.procs.append(svc)
             if suffix and self.want("token_client_credentials" + suffix):
                 c = setup_app(svc.http, ["client_credentials"])

@@ -19,18 +19,26 @@ def run_workers(settings: Settings, count: int, target: Any) -> int:
         keyring_pem = private_pem(KeyRing.ephemeral_key(settings.signing_alg).current.private_key)
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=target, args=(settings, keyring_pem), name=f"worker-{i}") for i in range(count)]
-    for proc in procs:
-        proc.start()
+    stopping: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
+        stopping.append(signum)
         for proc in procs:
             if proc.is_alive() and proc.pid:
                 os.kill(proc.pid, signum)
 
-    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGTERM, forward)  # before any worker exists: none can be missed
     signal.signal(signal.SIGINT, forward)
+    started = []
     for proc in procs:
+        if stopping:  # asked to stop while starting: start no more
+            break
+        proc.start()
+        started.append(proc)
+    for proc in started:
         proc.join()
-    codes = [proc.exitcode for proc in procs]
-    return 0 if all(code == 0 for code in codes) else 1
+    # a worker still starting has no handler yet: the forwarded signal itself ends it, with
+    # nothing in flight, and that is the stop that was asked for
+    clean = {0} | {-signum for signum in stopping}
+    return 0 if all(proc.exitcode in clean for proc in started) else 1
 

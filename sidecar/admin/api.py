@@ -6,7 +6,6 @@ DELETE revokes the record and every token it holds.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import secrets
@@ -101,7 +100,7 @@ class AdminApi:
     async def create_user(self, request: Request) -> Response:
         tenant = await self._tenant(request)
         body = await self._body(request, UserIn)
-        password_hash = await asyncio.to_thread(self.ctx.passwords.hash, body.password)
+        password_hash = await self.ctx.passwords.hash_async(body.password)
         user = User(id=str(uuid.uuid4()), tenant=tenant.id, username=body.username, password_hash=password_hash,
                     created=time.time(), org_id=body.org_id, project_ids=tuple(body.project_ids),
                     scopes=tuple(body.scopes))

@@ -47,10 +47,10 @@ async def authenticate(ctx: OAuthContext, request: Request, params: dict[str, st
     challenge = {"WWW-Authenticate": 'Basic realm="auth-sidecar"'} if basic else {}
     settings = ctx.settings
     throttle_key = f"client:{client_id}"
-    count, retry_after = await ctx.store.failures(throttle_key)
+    client, (count, retry_after) = await ctx.store.client_and_failures(
+        client_id if client_id and len(client_id) <= 256 else None, throttle_key)
     if count >= settings.login_max_failures:
         raise throttled(InvalidClient, retry_after)
-    client = await ctx.store.get_client(client_id) if client_id and len(client_id) <= 256 else None
     # compare even when the client is unknown, so timing does not tell which case it is
     ok = secret_matches(secret, client.secret_digest if client else _NO_SUCH_CLIENT)
     if client is None or not ok or not secret:

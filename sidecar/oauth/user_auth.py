@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,7 +37,7 @@ class StoreCredentials:
     async def check(self, tenant: str, username: str, password: str) -> UserClaims | None:
         user = await self._store.find_user(tenant, username)
         # argon2 runs in a thread: the event loop keeps answering Checks meanwhile
-        ok = await asyncio.to_thread(self._passwords.verify, user.password_hash if user else None, password)
+        ok = await self._passwords.verify_async(user.password_hash if user else None, password)
         if not ok or user is None:
             return None
         return UserClaims(user.id, user.org_id, user.project_ids, user.scopes or None)

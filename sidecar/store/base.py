@@ -39,6 +39,12 @@ class Store(abc.ABC):
     async def put_client(self, client: Client) -> None: ...
     @abc.abstractmethod
     async def get_client(self, client_id: str) -> Client | None: ...
+
+    async def client_and_failures(self, client_id: str | None, throttle_key: str
+                                  ) -> tuple[Client | None, tuple[int, int]]:
+        """What client authentication reads: the client (None when no id is given) and the
+        failure count of its throttle key. Stores with round trips read both at once."""
+        return (await self.get_client(client_id) if client_id else None), await self.failures(throttle_key)
     @abc.abstractmethod
     async def delete_client(self, client_id: str) -> bool: ...
     @abc.abstractmethod
@@ -65,19 +71,22 @@ class Store(abc.ABC):
 
     # refresh families
     @abc.abstractmethod
-    async def put_refresh(self, record: RefreshRecord) -> None: ...
+    async def put_refresh(self, record: RefreshRecord, access: tuple[str, float]) -> None:
+        """Start a family with its first refresh token and the access token (jti, exp) issued with it."""
     @abc.abstractmethod
     async def get_refresh(self, family: str, digest: str) -> RefreshRecord | None: ...
     @abc.abstractmethod
-    async def rotate_refresh(self, family: str, old_digest: str, new: RefreshRecord, now: float) -> Rotation:
-        """Atomically: mark the old token used and store its successor. A used token means
-        reuse: the whole family is revoked. Exactly one of concurrent callers gets "ok"."""
+    async def rotate_refresh(self, old: RefreshRecord, new: RefreshRecord, access: tuple[str, float],
+                             now: float) -> Rotation:
+        """Atomically: mark the old token used, store its successor and add the access token
+        (jti, exp) to the family. A used token means reuse: the whole family is revoked.
+        Exactly one of concurrent callers gets "ok". "revoked" when the family, or the old
+        token's subject or client, was revoked (the old token may be marked used then: it
+        could never be used again anyway)."""
     @abc.abstractmethod
     async def revoke_family(self, family: str, until: float) -> None: ...
     @abc.abstractmethod
     async def family_revoked(self, family: str) -> bool: ...
-    @abc.abstractmethod
-    async def add_family_access(self, family: str, jti: str, exp: float) -> None: ...
     @abc.abstractmethod
     async def family_access(self, family: str) -> list[tuple[str, float]]: ...
 

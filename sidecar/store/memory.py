@@ -86,18 +86,21 @@ class MemoryStore(Store):
     async def delete_service_key(self, kid: str) -> bool:
         return self.service_keys.pop(kid, None) is not None
 
-    async def put_refresh(self, record: RefreshRecord) -> None:
+    async def put_refresh(self, record: RefreshRecord, access: tuple[str, float]) -> None:
         self.refresh[(record.family, record.digest)] = record
+        self.family_jtis.setdefault(record.family, []).append(access)
 
     async def get_refresh(self, family: str, digest: str) -> RefreshRecord | None:
         return self.refresh.get((family, digest))
 
-    async def rotate_refresh(self, family: str, old_digest: str, new: RefreshRecord, now: float) -> Rotation:
+    async def rotate_refresh(self, old: RefreshRecord, new: RefreshRecord, access: tuple[str, float],
+                             now: float) -> Rotation:
         # no await inside: atomic with respect to the event loop
+        family, old_digest = old.family, old.digest
         old = self.refresh.get((family, old_digest))
         if old is None:
             return Rotation("missing")
-        if family in self.revoked_families:
+        if family in self.revoked_families or self._principal_revoked(old.subject, old.client_id, old.created):
             return Rotation("revoked", old)
         if old.family_expires_at <= now:
             return Rotation("expired", old)
@@ -106,6 +109,7 @@ class MemoryStore(Store):
             return Rotation("reused", old)
         self.refresh[(family, old_digest)] = dataclasses.replace(old, used=True)
         self.refresh[(family, new.digest)] = new
+        self.family_jtis.setdefault(family, []).append(access)
         return Rotation("ok", old)
 
     async def revoke_family(self, family: str, until: float) -> None:
@@ -113,9 +117,6 @@ class MemoryStore(Store):
 
     async def family_revoked(self, family: str) -> bool:
         return family in self.revoked_families
-
-    async def add_family_access(self, family: str, jti: str, exp: float) -> None:
-        self.family_jtis.setdefault(family, []).append((jti, exp))
 
     async def family_access(self, family: str) -> list[tuple[str, float]]:
         now = self._clock()
@@ -128,8 +129,9 @@ class MemoryStore(Store):
         self.revoked_principals[(kind, value)] = at
 
     async def is_revoked(self, jti, subject, client_id, issued_at) -> bool:
-        if jti is not None and jti in self.revoked_jtis:
-            return True
+        return (jti is not None and jti in self.revoked_jtis) or self._principal_revoked(subject, client_id, issued_at)
+
+    def _principal_revoked(self, subject, client_id, issued_at) -> bool:
         for key in (("sub", subject), ("client", client_id)):
             at = self.revoked_principals.get(key) if key[1] is not None else None
             if at is not None and (issued_at is None or issued_at <= at):

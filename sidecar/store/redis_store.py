@@ -19,6 +19,7 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -30,6 +31,8 @@ log = logging.getLogger("sidecar.store.redis")
 P = "as:"
 CHANNEL = P + "revocations"
 
+# KEYS: old token, new token, family revoked mark, family's access tokens
+# ARGV: new record, now, family expiry, access token jti, access token exp
 _ROTATE = """
 local used = redis.call('HGET', KEYS[1], 'used')
 if not used then return {'missing', ''} end
@@ -44,6 +47,9 @@ end
 redis.call('HSET', KEYS[1], 'used', '1')
 redis.call('HSET', KEYS[2], 'data', ARGV[1], 'used', '0', 'exp', ARGV[3])
 redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(ARGV[3])) + 1)
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+local at = math.ceil(tonumber(ARGV[5])) + 1
+if redis.call('EXPIRETIME', KEYS[4]) < at then redis.call('EXPIREAT', KEYS[4], at) end
 return {'ok', data}
 """
 
@@ -64,6 +70,18 @@ def _rt(family: str, digest: str) -> str:
 
 def _fam(family: str, what: str) -> str:
     return f"{P}fam:{{{family}}}:{what}"
+
+
+def _principal_keys(subject: str | None, client_id: str | None) -> list[str]:
+    return [f"{P}revoked:sub:{subject or ''}", f"{P}revoked:client:{client_id or ''}"]
+
+
+def _principal_revoked(marks: list, subject: str | None, client_id: str | None, issued_at: float | None) -> bool:
+    """Whether the revocation marks read from `_principal_keys` cover a token issued at `issued_at`."""
+    for value, at in zip((subject, client_id), marks):
+        if value and at is not None and (issued_at is None or issued_at <= float(at)):
+            return True
+    return False
 
 
 def connect(url: str) -> Any:
@@ -185,11 +203,14 @@ class RedisStore(Store):
         return bool(await self.r.delete(f"{P}sukey:{kid}"))
 
     @_guard
-    async def put_refresh(self, record: RefreshRecord) -> None:
+    async def put_refresh(self, record: RefreshRecord, access: tuple[str, float]) -> None:
         key = _rt(record.family, record.digest)
-        await self.r.hset(key, mapping={"data": json.dumps(to_dict(record)), "used": "1" if record.used else "0",
-                                        "exp": repr(record.family_expires_at)})
-        await self.r.expireat(key, math.ceil(record.family_expires_at) + 1)
+        async with self.r.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.hset(key, mapping={"data": json.dumps(to_dict(record)), "used": "1" if record.used else "0",
+                                    "exp": repr(record.family_expires_at)})
+            pipe.expireat(key, math.ceil(record.family_expires_at) + 1)
+            self._add_access(pipe, record.family, *access)
+            await pipe.execute()
 
     @_guard
     async def get_refresh(self, family: str, digest: str) -> RefreshRecord | None:
@@ -199,12 +220,26 @@ class RedisStore(Store):
         return from_dict(RefreshRecord, {**json.loads(data), "used": used == b"1"})
 
     @_guard
-    async def rotate_refresh(self, family: str, old_digest: str, new: RefreshRecord, now: float) -> Rotation:
-        outcome, data = await self._rotate(
-            keys=[_rt(family, old_digest), _rt(family, new.digest), _fam(family, "revoked")],
-            args=[json.dumps(to_dict(new)), repr(now), repr(new.family_expires_at)])
-        outcome = outcome.decode()
+    async def rotate_refresh(self, old: RefreshRecord, new: RefreshRecord, access: tuple[str, float],
+                             now: float) -> Rotation:
+        family = old.family
+        keys = [_rt(family, old.digest), _rt(family, new.digest), _fam(family, "revoked"), _fam(family, "jtis")]
+        args = [json.dumps(to_dict(new)), repr(now), repr(new.family_expires_at), access[0], repr(access[1])]
+        # the subject/client revocation marks live in other slots: read them in the same round trip
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.mget(_principal_keys(old.subject, old.client_id))
+            pipe.evalsha(self._rotate.sha, len(keys), *keys, *args)
+            marks, result = await pipe.execute(raise_on_error=False)
+        if isinstance(marks, Exception):
+            raise marks
+        if isinstance(result, NoScriptError):  # Redis restarted or flushed its scripts
+            result = await self._rotate(keys=keys, args=args)
+        elif isinstance(result, Exception):
+            raise result
+        outcome, data = result[0].decode(), result[1]
         record = from_dict(RefreshRecord, json.loads(data)) if data else None
+        if outcome == "ok" and _principal_revoked(marks, old.subject, old.client_id, old.created):
+            outcome = "revoked"
         return Rotation(outcome, record)  # type: ignore[arg-type]
 
     @_guard
@@ -215,13 +250,11 @@ class RedisStore(Store):
     async def family_revoked(self, family: str) -> bool:
         return bool(await self.r.exists(_fam(family, "revoked")))
 
-    @_guard
-    async def add_family_access(self, family: str, jti: str, exp: float) -> None:
+    @staticmethod
+    def _add_access(pipe: Any, family: str, jti: str, exp: float) -> None:
         key = _fam(family, "jtis")
         at = math.ceil(exp) + 1
-        async with self.r.pipeline(transaction=False) as pipe:  # one round trip
-            pipe.zadd(key, {jti: exp}).expireat(key, at, nx=True).expireat(key, at, gt=True)
-            await pipe.execute()
+        pipe.zadd(key, {jti: exp}).expireat(key, at, nx=True).expireat(key, at, gt=True)
 
     @_guard
     async def family_access(self, family: str) -> list[tuple[str, float]]:
@@ -238,14 +271,8 @@ class RedisStore(Store):
 
     @_guard
     async def is_revoked(self, jti, subject, client_id, issued_at) -> bool:
-        keys = [f"{P}jti:{jti or ''}", f"{P}revoked:sub:{subject or ''}", f"{P}revoked:client:{client_id or ''}"]
-        jti_hit, sub_at, client_at = await self.r.mget(keys)
-        if jti and jti_hit:
-            return True
-        for value, at in ((subject, sub_at), (client_id, client_at)):
-            if value and at is not None and (issued_at is None or issued_at <= float(at)):
-                return True
-        return False
+        jti_hit, *marks = await self.r.mget([f"{P}jti:{jti or ''}", *_principal_keys(subject, client_id)])
+        return bool(jti and jti_hit) or _principal_revoked(marks, subject, client_id, issued_at)
 
     @_guard
     async def use_once(self, key: str, exp: float) -> bool:
@@ -266,6 +293,16 @@ class RedisStore(Store):
         if not count:
             return (0, 0)  # the common case: one round trip
         return int(count), max(int(await self.r.ttl(k)), 1)
+
+    @_guard
+    async def client_and_failures(self, client_id: str | None, throttle_key: str
+                                  ) -> tuple[Client | None, tuple[int, int]]:
+        k = f"{P}fail:{throttle_key}"
+        async with self.r.pipeline(transaction=False) as pipe:  # one round trip
+            pipe.get(k).ttl(k).get(f"{P}client:{client_id or ''}")
+            count, ttl, raw = await pipe.execute()
+        client = from_dict(Client, json.loads(raw)) if raw and client_id else None
+        return client, ((int(count), max(int(ttl), 1)) if count else (0, 0))
 
     @_guard
     async def clear_failures(self, key: str) -> None:

@@ -67,7 +67,8 @@ def test_deleting_a_user_revokes_their_tokens(svc):
     r = svc.admin.http.delete(f"/admin/tenants/{app.tenant}/users/{app.user_id}")
     assert r.status_code == 204
     assert authz(svc.http, tokens["access_token"]).status_code == 401
-    assert refresh(svc.http, app, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    refused = refresh(svc.http, app, tokens["refresh_token"]).json()
+    assert refused == {"error": "invalid_grant", "error_description": "refresh token has been revoked"}
     assert login(svc.http, app).json()["error"] == "invalid_grant"
 
 

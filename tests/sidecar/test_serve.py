@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import grpc
 import httpx
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support import slow_worker
 from tests.support.net import wait_until
 from tests.support.processes import Sidecar
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def check(target: str, token: str | None) -> pb.CheckResponse:
@@ -61,3 +69,20 @@ def test_ephemeral_key_is_shared_by_workers(tmp_path):
         assert len(kids) == 1
     finally:
         assert s.stop() == 0
+
+
+def test_sigterm_while_workers_start_is_a_clean_stop():
+    # both workers exist but have no handler yet: the forwarded SIGTERM ends them, as asked
+    parent = subprocess.Popen([sys.executable, "-c", slow_worker.RUNNER], cwd=ROOT)
+    try:
+        wait_until(lambda: len(children(parent.pid)) == 2, what="two workers started")
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=20) == 0
+    finally:
+        parent.kill()
+
+
+def children(pid: int) -> list[str]:
+    """Worker processes of `pid` (not multiprocessing's resource tracker)."""
+    out = subprocess.run(["pgrep", "-f", "-P", str(pid), "spawn_main"], capture_output=True, text=True).stdout
+    return out.split()

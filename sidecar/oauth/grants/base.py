@@ -48,8 +48,7 @@ class Grant:
             rt, record = refresh.new(client_id=v.client_id, tenant=v.tenant or "", subject=v.subject,
                                      scope=" ".join(sorted(v.scope)), family_expires_at=time.time() + lifetime,
                                      org_id=v.org_id, project_ids=v.project_ids)
-            await ctx.store.put_refresh(record)
-            await ctx.store.add_family_access(record.family, token.claims["jti"], token.claims["exp"])
+            await ctx.store.put_refresh(record, (token.claims["jti"], token.claims["exp"]))
             answer["refresh_token"] = rt
         return answer
 

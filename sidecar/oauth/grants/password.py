@@ -23,7 +23,8 @@ class PasswordGrant(Grant):
         if user is None:
             await ctx.store.add_failure(throttle_key, ctx.settings.login_lockout_seconds)
             raise InvalidGrant("invalid username or password")
-        await ctx.store.clear_failures(throttle_key)
+        if count:
+            await ctx.store.clear_failures(throttle_key)
         granted = scopes.grant(params.get("scope"), client.scopes, user.scopes)
         return Validated(subject=user.subject, client_id=client.client_id, tenant=tenant, scope=granted,
                          ttl=access_ttl(ctx, client, params), org_id=user.org_id, project_ids=user.project_ids,

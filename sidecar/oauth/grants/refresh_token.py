@@ -29,8 +29,6 @@ class RefreshTokenGrant(Grant):
             raise InvalidGrant("refresh token was issued to another client")
         if record.family_expires_at <= time.time():
             raise InvalidGrant("refresh token has expired")
-        if await ctx.store.is_revoked(None, record.subject, record.client_id, record.created):
-            raise InvalidGrant("refresh token has been revoked")
         granted = scopes.grant(params.get("scope"), record.scope.split())
         return Validated(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
                          scope=granted, ttl=access_ttl(ctx, client, params), org_id=record.org_id,
@@ -43,17 +41,19 @@ class RefreshTokenGrant(Grant):
         rt, new = refresh.new(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
                               scope=" ".join(sorted(v.scope)), family_expires_at=old.family_expires_at,
                               family=old.family, org_id=old.org_id, project_ids=old.project_ids)
-        # the successor is stored in the same atomic step that marks the old token used
-        rotation = await ctx.store.rotate_refresh(old.family, old.digest, new, time.time())
+        # the successor and the new access token's jti are stored in the same atomic step
+        # that marks the old token used; revocation of its family, subject or client is checked there too
+        rotation = await ctx.store.rotate_refresh(old, new, (token.claims["jti"], token.claims["exp"]), time.time())
         if rotation.outcome == "reused":
             ctx.metrics.reuse.inc()
             log.warning("refresh token reuse: family revoked", extra={"family": old.family[:8],
                                                                        "client_id": old.client_id})
             await ctx.revoker.family(old.family, old.family_expires_at)
             raise InvalidGrant("refresh token was already used; its session has been revoked")
+        if rotation.outcome == "revoked":
+            raise InvalidGrant("refresh token has been revoked")
         if rotation.outcome != "ok":
             raise InvalidGrant(f"refresh token is {rotation.outcome}")
-        await ctx.store.add_family_access(old.family, token.claims["jti"], token.claims["exp"])
         answer = token_answer(token.token, v)
         answer["refresh_token"] = rt
         return answer
