@@ -7,7 +7,7 @@ import time
 from typing import Awaitable, Callable
 
 from authz import jose, policy
-from authz.cache import TokenCache, token_key
+from authz.cache import Entry, TokenCache, token_key
 from authz.decision import MISSING_TOKEN, Decision, forbidden, unauthorized
 from authz.errors import TokenError
 from authz.extract import TokenExtractor
@@ -15,7 +15,7 @@ from authz.identity import Identity
 from authz.introspection import Introspector
 from authz.metrics import AuthzMetrics
 from authz.mutation import Mutator
-from authz.policy import RuleBook
+from authz.policy import RuleBook, Rules
 from authz.request import AuthRequest
 from authz.verify import JwtVerifier
 
@@ -49,49 +49,75 @@ class Engine:
         """The decision and the token's identity. A personal decision is shared by every token
         of its shape: transports add the identity's own part when they encode it."""
         started = time.perf_counter()
-        token_hash = b""
-        identity = None
         try:
-            decision, identity, token_hash = await self._decide(req)
+            decision, identity, key, token, rules = self._decide_now(req)
+            if decision is None:
+                decision, identity = await self._verify_then_decide(req, key, token, rules)
         except Exception:
             log.exception("ext_authz internal error; denying")
-            decision = INTERNAL_ERROR
+            decision, identity, key = INTERNAL_ERROR, None, b""
+        return self._done(req, mode, started, decision, identity, key)
+
+    def check_now(self, req: AuthRequest, mode: str = "grpc") -> tuple[Decision, Identity | None] | None:
+        """`check` for the requests that need no I/O (no token, a malformed or a cached one),
+        without a coroutine; None when the token must be verified first: then call `check`."""
+        started = time.perf_counter()
+        try:
+            decision, identity, key, _, _ = self._decide_now(req)
+            if decision is None:
+                return None
+        except Exception:
+            log.exception("ext_authz internal error; denying")
+            decision, identity, key = INTERNAL_ERROR, None, b""
+        return self._done(req, mode, started, decision, identity, key)
+
+    def _done(self, req: AuthRequest, mode: str, started: float, decision: Decision, identity: Identity | None,
+              key: bytes) -> tuple[Decision, Identity | None]:
         self.metrics.decision(mode, decision.allowed, decision.reason, time.perf_counter() - started)
         if not decision.allowed:
             log.info("deny", extra={"status": decision.status, "reason": decision.reason,
-                                    "token_sha256": token_hash.hex()[:12], "path": req.path[:200]})
+                                    "token_sha256": key.hex()[:12], "path": req.path[:200]})
         return decision, identity
 
-    async def _decide(self, req: AuthRequest) -> tuple[Decision, Identity | None, bytes]:
+    def _decide_now(self, req: AuthRequest) -> tuple[Decision | None, Identity | None, bytes, str, Rules | None]:
+        """(decision, identity, token hash, token, rules); decision None: not cached, verify first."""
         try:
             token = self.extractor.extract(req)
         except TokenError as exc:
-            return unauthorized(exc.description, exc.reason), None, b""
+            return unauthorized(exc.description, exc.reason), None, b"", "", None
         rules = self.rules.for_request(req.path, req.context_extensions)
         if token is None:
-            return (self._anonymous if rules.allow_anonymous else MISSING_TOKEN), None, b""
+            return (self._anonymous if rules.allow_anonymous else MISSING_TOKEN), None, b"", "", rules
         key = token_key(token)
         entry = self.cache.get(key)
         if entry is None:
             self.metrics.cache_misses += 1
-            try:
-                identity = await self._authenticate(token)
-            except TokenError as exc:
-                refusal = unauthorized(exc.description, exc.reason)
-                self.cache.put_refusal(key, refusal)
-                return refusal, None, key
-            entry = self.cache.put(key, identity)
-        else:
-            self.metrics.cache_hits += 1
-            if entry.identity is None:
-                return entry.memo, None, key
+            return None, None, key, token, rules
+        self.metrics.cache_hits += 1
+        if entry.identity is None:
+            return entry.memo, None, key, token, rules
+        return self._apply(entry, rules, req), entry.identity, key, token, rules
+
+    async def _verify_then_decide(self, req: AuthRequest, key: bytes, token: str, rules: Rules
+                                  ) -> tuple[Decision, Identity | None]:
+        try:
+            identity = await self._authenticate(token)
+        except TokenError as exc:
+            refusal = unauthorized(exc.description, exc.reason)
+            self.cache.put_refusal(key, refusal)
+            return refusal, None
+        entry = self.cache.put(key, identity)
+        return self._apply(entry, rules, req), identity
+
+    def _apply(self, entry: Entry, rules: Rules, req: AuthRequest) -> Decision:
+        """The route's rules applied to a cached identity, remembered per (rules, project)."""
         project = req.headers.get(PROJECT_HEADER)
         decision = entry.decision_for(rules, project)
         if decision is None:
             outcome = policy.check(entry.identity, rules, project)
             decision = outcome if isinstance(outcome, Decision) else self.mutator.allow(entry.identity, outcome)
             entry.remember(rules, project, decision)
-        return decision, entry.identity, key
+        return decision
 
     async def _authenticate(self, token: str) -> Identity:
         if jose.looks_like_jwt(token) or token.count(".") == 4:

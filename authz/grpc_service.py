@@ -7,16 +7,19 @@ CheckResponse of a cached decision is built once and reused for every later hit.
 from __future__ import annotations
 
 import logging
+from typing import Awaitable
 
 import grpc
 from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.type.v3.http_status_pb2 import HttpStatus
+from google.protobuf.message import DecodeError
 from google.protobuf.struct_pb2 import Struct
 from google.rpc.status_pb2 import Status
 
 from authz.decision import Decision, forbidden
 from authz.engine import Engine
+from authz.grpc_h2 import INVALID_ARGUMENT, GrpcError
 from authz.request import AuthRequest
 
 log = logging.getLogger("authz.grpc")
@@ -90,22 +93,50 @@ class AuthorizationService:
         self.engine = engine
         self._own_part = OwnPart(engine.mutator.names.user)
 
-    async def check(self, request: pb.CheckRequest, context: grpc.aio.ServicerContext) -> bytes:
+    async def check(self, request: pb.CheckRequest, context: grpc.aio.ServicerContext | None) -> bytes:
+        answer = self.check_now(request)
+        return answer if answer is not None else await self._check_later(request)
+
+    def check_now(self, request: pb.CheckRequest) -> bytes | None:
+        """The encoded answer when no I/O is needed (a cached token, no token, a bad one), else None."""
         try:
-            attrs = request.attributes
-            http = attrs.request.http
-            # protobuf maps are read in place: no copy of the headers per request
-            req = AuthRequest(http.headers, http.path or "/", http.method, attrs.context_extensions)
-            decision, identity = await self.engine.check(req, "grpc")
-            wire = decision.wire
-            if wire is None:
-                wire = decision.wire = encode(decision)
-            if decision.personal:
-                return wire + self._own_part(identity)
-            return wire
+            found = self.engine.check_now(self._request(request), "grpc")
+            return None if found is None else self._encode(*found)
         except Exception:  # never a gRPC error: Envoy would apply its own failure mode
             log.exception("Check failed; denying")
             return FALLBACK
+
+    async def _check_later(self, request: pb.CheckRequest) -> bytes:
+        try:
+            return self._encode(*await self.engine.check(self._request(request), "grpc"))
+        except Exception:
+            log.exception("Check failed; denying")
+            return FALLBACK
+
+    @staticmethod
+    def _request(request: pb.CheckRequest) -> AuthRequest:
+        attrs = request.attributes
+        http = attrs.request.http
+        # protobuf maps are read in place: no copy of the headers per request
+        return AuthRequest(http.headers, http.path or "/", http.method, attrs.context_extensions)
+
+    def _encode(self, decision: Decision, identity) -> bytes:
+        wire = decision.wire
+        if wire is None:
+            wire = decision.wire = encode(decision)
+        if decision.personal:
+            return wire + self._own_part(identity)
+        return wire
+
+    def check_message(self, message: bytes) -> bytes | Awaitable[bytes]:
+        """Check for the h2 transport: the encoded CheckRequest in, the encoded CheckResponse
+        out, at once when no I/O is needed (no task per cache hit)."""
+        try:
+            request = pb.CheckRequest.FromString(message)
+        except DecodeError:
+            raise GrpcError(INVALID_ARGUMENT, "not a CheckRequest") from None
+        answer = self.check_now(request)
+        return answer if answer is not None else self._check_later(request)
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(SERVICE, {

@@ -115,6 +115,8 @@ class Settings(BaseModel):
 
     issuer: str = "http://127.0.0.1:8080"
     grpc_listen: str = "0.0.0.0:9191"
+    # the gRPC transport: "h2" (HTTP/2 on the worker's event loop) or "grpcio" (grpc.aio)
+    grpc_server: Literal["h2", "grpcio"] = "h2"
     http_listen: str = "0.0.0.0:8080"
     workers: int = Field(1, ge=1, le=64)
     store_url: str = "memory://"

@@ -15,10 +15,12 @@ import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
+from authz.grpc_h2 import GrpcH2Server
 from authz.grpc_service import SERVICE
 from authz.keys import KeyRing
 from config.settings import Settings
 from sidecar import container as composition
+from sidecar.grpc_health import NOT_SERVING, Health
 from sidecar.http_app import build_app
 
 log = logging.getLogger("sidecar.server")
@@ -61,14 +63,7 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
     routes = (extend or service.routes)(container, registry)
     await container.start()
 
-    grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 1 << 20)])
-    grpc_server.add_generic_rpc_handlers((container.authz_service.handler(),))
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    grpc_server.add_insecure_port(settings.grpc_listen)
-    await grpc_server.start()
-    for name in ("", SERVICE):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    grpc_face = await _start_grpc(settings, container)
 
     app = build_app(container, registry, routes)
     sock = bind_reuseport(settings.http_listen)
@@ -91,14 +86,56 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
 
     log.info("draining")
     container.draining = True
-    for name in ("", SERVICE):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    # stop() refuses new RPCs at once and lets in-flight ones finish within the grace
-    await grpc_server.stop(grace=settings.drain_seconds)
+    # not serving first, then new calls are refused and in-flight ones finish within the grace
+    await grpc_face.stop(settings.drain_seconds)
     http_server.should_exit = True
     await http_task
     await container.close()
     log.info("stopped")
+
+
+class _H2Face:
+    """gRPC on the h2 transport (the default)."""
+
+    def __init__(self, settings: Settings, container: composition.Container) -> None:
+        self.health = Health(("", SERVICE))
+        self.server = GrpcH2Server({f"/{SERVICE}/Check": container.authz_service.check_message,
+                                    "/grpc.health.v1.Health/Check": self.health.check}, max_message=1 << 20)
+        self.listen = settings.grpc_listen
+
+    async def start(self) -> None:
+        await self.server.start(*split_listen(self.listen))
+
+    async def stop(self, grace: float) -> None:
+        self.health.set(NOT_SERVING)
+        await self.server.stop(grace)
+
+
+class _GrpcioFace:
+    """gRPC on grpc.aio (`grpc_server: grpcio`)."""
+
+    def __init__(self, settings: Settings, container: composition.Container) -> None:
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 1 << 20)])
+        self.server.add_generic_rpc_handlers((container.authz_service.handler(),))
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.server.add_insecure_port(settings.grpc_listen)
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float) -> None:
+        for name in ("", SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace=grace)
+
+
+async def _start_grpc(settings: Settings, container: composition.Container) -> _H2Face | _GrpcioFace:
+    face = (_H2Face if settings.grpc_server == "h2" else _GrpcioFace)(settings, container)
+    await face.start()
+    return face
 
 
 def run(settings: Settings, keyring_pem: bytes | None = None, extend: Any = None) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -43,6 +44,42 @@ def test_embedded_defaults_probes_and_metrics(tmp_path):
         assert 'auth_sidecar_authz_decisions_total{mode="grpc",reason="missing_token",result="deny"} 1.0' in metrics
         assert "auth_sidecar_authz_check_seconds_bucket" in metrics
         assert "ephemeral" in s.logs()
+    finally:
+        assert s.stop() == 0
+
+
+def health(target: str, service: str) -> int:
+    with grpc.insecure_channel(target) as ch:
+        return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+
+
+@pytest.mark.parametrize("transport", ["h2", "grpcio"])
+def test_grpc_transports_answer_checks_and_health(tmp_path, keys_dir, transport):
+    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(keys_dir), "AUTH_SIDECAR_GRPC_SERVER": transport},
+                tmp=tmp_path).start()
+    try:
+        token = s.mint("--sub", "u1", "--tenant", "t")
+        answer = check(s.grpc, token)
+        assert answer.status.code == 0
+        assert {h.header.key: h.header.value for h in answer.ok_response.headers}["x-user-id"] == "u1"
+        assert check(s.grpc, "not-a-token").status.code == 16
+        for service in ("", "envoy.service.auth.v3.Authorization"):
+            assert health(s.grpc, service) == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.RpcError) as err:
+            health(s.grpc, "no.such.Service")
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        assert s.stop() == 0
+
+
+def test_health_watch_is_unimplemented_on_h2(tmp_path):
+    s = Sidecar(tmp=tmp_path).start()
+    try:
+        with grpc.insecure_channel(s.grpc) as ch:
+            stream = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            with pytest.raises(grpc.RpcError) as err:
+                next(stream)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         assert s.stop() == 0
 
