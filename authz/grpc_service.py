@@ -7,9 +7,8 @@ CheckResponse of a cached decision is built once and reused for every later hit.
 from __future__ import annotations
 
 import logging
-from typing import Awaitable
+from typing import TYPE_CHECKING, Awaitable
 
-import grpc
 from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.type.v3.http_status_pb2 import HttpStatus
@@ -21,6 +20,9 @@ from authz.decision import Decision, forbidden
 from authz.engine import Engine
 from authz.grpc_h2 import INVALID_ARGUMENT, GrpcError
 from authz.request import AuthRequest
+
+if TYPE_CHECKING:
+    import grpc
 
 log = logging.getLogger("authz.grpc")
 
@@ -93,7 +95,7 @@ class AuthorizationService:
         self.engine = engine
         self._own_part = OwnPart(engine.mutator.names.user)
 
-    async def check(self, request: pb.CheckRequest, context: grpc.aio.ServicerContext | None) -> bytes:
+    async def check(self, request: pb.CheckRequest, context: object = None) -> bytes:
         answer = self.check_now(request)
         return answer if answer is not None else await self._check_later(request)
 
@@ -139,6 +141,9 @@ class AuthorizationService:
         return answer if answer is not None else self._check_later(request)
 
     def handler(self) -> grpc.GenericRpcHandler:
+        """The grpc.aio handler (`grpc_server: grpcio`); grpcio is imported only then."""
+        import grpc
+
         return grpc.method_handlers_generic_handler(SERVICE, {
             "Check": grpc.unary_unary_rpc_method_handler(
                 self.check, request_deserializer=pb.CheckRequest.FromString, response_serializer=None),

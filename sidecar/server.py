@@ -10,9 +10,7 @@ import signal
 import socket
 from typing import Any, Callable
 
-import grpc
 import uvicorn
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from authz.grpc_h2 import GrpcH2Server
@@ -111,29 +109,13 @@ class _H2Face:
         await self.server.stop(grace)
 
 
-class _GrpcioFace:
-    """gRPC on grpc.aio (`grpc_server: grpcio`)."""
+async def _start_grpc(settings: Settings, container: composition.Container) -> Any:
+    if settings.grpc_server == "grpcio":
+        from sidecar.grpcio_face import GrpcioFace  # grpcio costs ~19 MB per worker: only when chosen
 
-    def __init__(self, settings: Settings, container: composition.Container) -> None:
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 1 << 20)])
-        self.server.add_generic_rpc_handlers((container.authz_service.handler(),))
-        self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.server.add_insecure_port(settings.grpc_listen)
-
-    async def start(self) -> None:
-        await self.server.start()
-        for name in ("", SERVICE):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-
-    async def stop(self, grace: float) -> None:
-        for name in ("", SERVICE):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.stop(grace=grace)
-
-
-async def _start_grpc(settings: Settings, container: composition.Container) -> _H2Face | _GrpcioFace:
-    face = (_H2Face if settings.grpc_server == "h2" else _GrpcioFace)(settings, container)
+        face: Any = GrpcioFace(settings, container)
+    else:
+        face = _H2Face(settings, container)
     await face.start()
     return face
 

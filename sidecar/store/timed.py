@@ -24,4 +24,5 @@ class TimedStore:
                 return await attr(*args, **kwargs)
             finally:
                 observe(time.perf_counter() - started)
+        setattr(self, name, timed)  # built once per method: __getattr__ is not asked again
         return timed
