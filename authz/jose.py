@@ -9,21 +9,23 @@ from __future__ import annotations
 import binascii
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from authz.errors import TokenError
 
 MAX_TOKEN_BYTES = 16 * 1024
 _REFUSED_HEADERS = ("jwk", "jku", "x5u", "x5c", "crit")
-_B64_TABLE = str.maketrans("-_", "+/")
+_B64_TABLE = bytes.maketrans(b"-_", b"+/")  # bytes.translate: str.translate costs ~30 ns a character
 
 
 def b64url_decode(segment: str) -> bytes:
     if "=" in segment or "+" in segment or "/" in segment:
         raise TokenError("token is not valid base64url", "malformed")
     try:
-        return binascii.a2b_base64((segment + "=" * (-len(segment) % 4)).translate(_B64_TABLE), strict_mode=True)
-    except (binascii.Error, ValueError):
+        raw = (segment + "=" * (-len(segment) % 4)).encode("ascii").translate(_B64_TABLE)
+        return binascii.a2b_base64(raw, strict_mode=True)
+    except (binascii.Error, ValueError):  # UnicodeEncodeError is a ValueError
         raise TokenError("token is not valid base64url", "malformed") from None
 
 
@@ -49,6 +51,20 @@ def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
+@lru_cache(maxsize=256)
+def _header(segment: str) -> dict[str, Any]:
+    """The checked header. Every token of one key has the same header segment: parsed once
+    (the dict is shared: read it, never change it)."""
+    header = _json_object(b64url_decode(segment), "header")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg or alg.lower() == "none":
+        raise TokenError("unsigned tokens (alg none) are not accepted", "bad_alg")
+    for name in _REFUSED_HEADERS:
+        if name in header:
+            raise TokenError(f"token header {name!r} is not accepted", "bad_header")
+    return header
+
+
 def parse(token: str) -> CompactJws:
     if len(token) > MAX_TOKEN_BYTES:
         raise TokenError("token is too large", "malformed")
@@ -57,13 +73,7 @@ def parse(token: str) -> CompactJws:
         raise TokenError("encrypted tokens (JWE) are not accepted", "malformed")
     if len(parts) != 3:
         raise TokenError("token is not a compact JWS", "malformed")
-    header = _json_object(b64url_decode(parts[0]), "header")
-    alg = header.get("alg")
-    if not isinstance(alg, str) or not alg or alg.lower() == "none":
-        raise TokenError("unsigned tokens (alg none) are not accepted", "bad_alg")
-    for name in _REFUSED_HEADERS:
-        if name in header:
-            raise TokenError(f"token header {name!r} is not accepted", "bad_header")
+    header = _header(parts[0])
     claims = _json_object(b64url_decode(parts[1]), "payload")
     signature = b64url_decode(parts[2])
     if not signature:
