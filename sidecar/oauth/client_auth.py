@@ -11,7 +11,7 @@ from starlette.requests import Request
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import digest, secret_matches
 from sidecar.oauth.errors import InvalidClient, InvalidRequest, throttled
-from sidecar.store.records import Client
+from sidecar.store.records import Client, RefreshRecord
 
 _NO_SUCH_CLIENT = digest("no such client")
 
@@ -32,6 +32,13 @@ def _basic(request: Request) -> tuple[str, str] | None:
 
 
 async def authenticate(ctx: OAuthContext, request: Request, params: dict[str, str], required: bool = True) -> Client | None:
+    return (await authenticate_reading(ctx, request, params, required))[0]
+
+
+async def authenticate_reading(ctx: OAuthContext, request: Request, params: dict[str, str], required: bool = True,
+                               refresh: tuple[str, str] | None = None) -> tuple[Client | None, RefreshRecord | None]:
+    """`authenticate`, also reading the (family, digest) refresh record in the same store
+    round trip: the refresh grant's lookup, before we know the client is genuine."""
     basic = _basic(request)
     if basic and ("client_secret" in params or params.get("client_id", basic[0]) != basic[0]):
         raise InvalidRequest("use one client authentication method: HTTP Basic or the request body, not both")
@@ -43,17 +50,18 @@ async def authenticate(ctx: OAuthContext, request: Request, params: dict[str, st
         raise InvalidClient("client authentication is required",
                             headers={"WWW-Authenticate": 'Basic realm="auth-sidecar"'})
     else:
-        return None
+        return None, None
     challenge = {"WWW-Authenticate": 'Basic realm="auth-sidecar"'} if basic else {}
     settings = ctx.settings
     throttle_key = f"client:{client_id}"
-    client, (count, retry_after) = await ctx.store.client_and_failures(
-        client_id if client_id and len(client_id) <= 256 else None, throttle_key)
-    if count >= settings.login_max_failures:
-        raise throttled(InvalidClient, retry_after)
+    state = await ctx.store.login_state(client_id if client_id and len(client_id) <= 256 else None, throttle_key,
+                                        refresh)
+    client = state.client
+    if state.failures >= settings.login_max_failures:
+        raise throttled(InvalidClient, state.retry_after)
     # compare even when the client is unknown, so timing does not tell which case it is
     ok = secret_matches(secret, client.secret_digest if client else _NO_SUCH_CLIENT)
     if client is None or not ok or not secret:
         await ctx.store.add_failure(throttle_key, settings.login_lockout_seconds)
         raise InvalidClient("client authentication failed", headers=challenge)
-    return client
+    return client, state.refresh

@@ -45,10 +45,11 @@ class TokenEndpoint:
         grant = GRANTS.get(grant_type)
         if grant is None:
             raise UnsupportedGrantType(f"grant_type {grant_type[:64]} is not supported")
-        client = await client_auth.authenticate(ctx, request, params, required=grant.client_required)
+        client, looked_up = await client_auth.authenticate_reading(ctx, request, params, grant.client_required,
+                                                                   grant.lookup(params))
         if client is not None and grant_type not in client.grant_types:
             raise UnauthorizedClient(f"this client may not use grant_type {grant_type}")
-        validated = await grant.validate(ctx, request, params, client)
+        validated = await grant.validate(ctx, request, params, client, looked_up)
         answer = await grant.issue(ctx, validated)
         ctx.metrics.issued.labels(grant_type, validated.client_id).inc()
         return responses.ok(answer)

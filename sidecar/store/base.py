@@ -23,6 +23,14 @@ class Rotation:
     record: RefreshRecord | None = None
 
 
+@dataclass(frozen=True)
+class LoginState:
+    client: Client | None
+    failures: int
+    retry_after: int
+    refresh: RefreshRecord | None = None
+
+
 class Store(abc.ABC):
     # lifecycle
     async def start(self) -> None: ...
@@ -40,11 +48,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_client(self, client_id: str) -> Client | None: ...
 
-    async def client_and_failures(self, client_id: str | None, throttle_key: str
-                                  ) -> tuple[Client | None, tuple[int, int]]:
-        """What client authentication reads: the client (None when no id is given) and the
-        failure count of its throttle key. Stores with round trips read both at once."""
-        return (await self.get_client(client_id) if client_id else None), await self.failures(throttle_key)
+    async def login_state(self, client_id: str | None, throttle_key: str,
+                          refresh: tuple[str, str] | None = None) -> LoginState:
+        """What a token request reads first: the client (None when no id is given), the failure
+        count of its throttle key and, for a refresh, the (family, digest) record. Stores with
+        round trips read them all at once."""
+        client = await self.get_client(client_id) if client_id else None
+        count, retry_after = await self.failures(throttle_key)
+        record = await self.get_refresh(*refresh) if refresh else None
+        return LoginState(client, count, retry_after, record)
     @abc.abstractmethod
     async def delete_client(self, client_id: str) -> bool: ...
     @abc.abstractmethod

@@ -23,7 +23,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sidecar.store.base import Conflict, Rotation, Store, StoreUnavailable
+from sidecar.store.base import Conflict, LoginState, Rotation, Store, StoreUnavailable
 from sidecar.store.records import (Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User, from_dict,
                                    to_dict)
 
@@ -70,6 +70,10 @@ def _rt(family: str, digest: str) -> str:
 
 def _fam(family: str, what: str) -> str:
     return f"{P}fam:{{{family}}}:{what}"
+
+
+def _refresh_record(data: bytes | None, used: bytes | None) -> RefreshRecord | None:
+    return from_dict(RefreshRecord, {**json.loads(data), "used": used == b"1"}) if data else None
 
 
 def _principal_keys(subject: str | None, client_id: str | None) -> list[str]:
@@ -214,10 +218,7 @@ class RedisStore(Store):
 
     @_guard
     async def get_refresh(self, family: str, digest: str) -> RefreshRecord | None:
-        data, used = await self.r.hmget(_rt(family, digest), ["data", "used"])
-        if not data:
-            return None
-        return from_dict(RefreshRecord, {**json.loads(data), "used": used == b"1"})
+        return _refresh_record(*await self.r.hmget(_rt(family, digest), ["data", "used"]))
 
     @_guard
     async def rotate_refresh(self, old: RefreshRecord, new: RefreshRecord, access: tuple[str, float],
@@ -295,14 +296,17 @@ class RedisStore(Store):
         return int(count), max(int(await self.r.ttl(k)), 1)
 
     @_guard
-    async def client_and_failures(self, client_id: str | None, throttle_key: str
-                                  ) -> tuple[Client | None, tuple[int, int]]:
+    async def login_state(self, client_id: str | None, throttle_key: str,
+                          refresh: tuple[str, str] | None = None) -> LoginState:
         k = f"{P}fail:{throttle_key}"
         async with self.r.pipeline(transaction=False) as pipe:  # one round trip
             pipe.get(k).ttl(k).get(f"{P}client:{client_id or ''}")
-            count, ttl, raw = await pipe.execute()
+            if refresh:
+                pipe.hmget(_rt(*refresh), ["data", "used"])
+            count, ttl, raw, *rest = await pipe.execute()
         client = from_dict(Client, json.loads(raw)) if raw and client_id else None
-        return client, ((int(count), max(int(ttl), 1)) if count else (0, 0))
+        record = _refresh_record(*rest[0]) if rest else None
+        return LoginState(client, *((int(count), max(int(ttl), 1)) if count else (0, 0)), record)
 
     @_guard
     async def clear_failures(self, key: str) -> None:

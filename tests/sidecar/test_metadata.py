@@ -36,4 +36,4 @@ def test_token_metrics(svc):
     text = httpx.get(svc.http + "/metrics").text
     assert f'auth_sidecar_tokens_issued_total{{client_id="{app.client_id}",grant_type="client_credentials"}} 1.0' in text
     assert "auth_sidecar_token_failures_total" in text
-    assert 'auth_sidecar_store_seconds_count{op="client_and_failures"}' in text
+    assert 'auth_sidecar_store_seconds_count{op="login_state"}' in text

@@ -158,6 +158,16 @@ def test_refresh_token_works_only_for_its_client(svc):
     assert refresh(svc.http, a, tokens["refresh_token"]).status_code == 200  # not consumed by the attempt
 
 
+def test_refresh_with_a_wrong_client_secret_consumes_nothing(svc):
+    # the refresh record is read together with the client: a failed authentication must not use it
+    app = svc.admin.app()
+    tokens = login(svc.http, app).json()
+    r = httpx.post(svc.http + "/oauth/token", auth=(app.client_id, "wrong-secret"),
+                   data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    assert refresh(svc.http, app, tokens["refresh_token"]).status_code == 200
+
+
 def test_refresh_may_narrow_scope(svc):
     app = svc.admin.app()
     tokens = login(svc.http, app).json()

@@ -34,8 +34,12 @@ class Grant:
     grant_type = ""
     client_required = True
 
+    def lookup(self, params: dict[str, str]) -> tuple[str, str] | None:
+        """The refresh record (family, digest) to read with the client, in one store round trip."""
+        return None
+
     async def validate(self, ctx: OAuthContext, request: Request, params: dict[str, str],
-                       client: Client | None) -> Validated:
+                       client: Client | None, looked_up: Any = None) -> Validated:
         raise NotImplementedError
 
     async def issue(self, ctx: OAuthContext, v: Validated) -> dict[str, Any]:

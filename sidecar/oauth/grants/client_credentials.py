@@ -10,7 +10,7 @@ from sidecar.oauth.grants.base import Grant, Validated, access_ttl
 class ClientCredentialsGrant(Grant):
     grant_type = "client_credentials"
 
-    async def validate(self, ctx, request, params, client):
+    async def validate(self, ctx, request, params, client, looked_up=None):
         ttl = access_ttl(ctx, client, params)
         if client.service_user_id:
             su = await ctx.store.get_service_user(client.service_user_id)

@@ -19,7 +19,7 @@ class JwtBearerGrant(Grant):
     grant_type = "urn:ietf:params:oauth:grant-type:jwt-bearer"
     client_required = False
 
-    async def validate(self, ctx, request, params, client):
+    async def validate(self, ctx, request, params, client, looked_up=None):
         assertion = params.get("assertion", "")
         scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":

@@ -11,7 +11,7 @@ from sidecar.oauth.params import required
 class PasswordGrant(Grant):
     grant_type = "password"
 
-    async def validate(self, ctx, request, params, client):
+    async def validate(self, ctx, request, params, client, looked_up=None):
         username = required(params, "username")
         password = required(params, "password")
         tenant = client.tenant  # the client decides the tenant, never the request

@@ -17,12 +17,15 @@ log = logging.getLogger("sidecar.oauth.refresh")
 class RefreshTokenGrant(Grant):
     grant_type = "refresh_token"
 
-    async def validate(self, ctx, request, params, client):
-        parsed = refresh.parse(required(params, "refresh_token"))
-        if parsed is None:
+    def lookup(self, params):
+        parsed = refresh.parse(params.get("refresh_token", ""))
+        return (parsed[0], digest(parsed[1])) if parsed else None
+
+    async def validate(self, ctx, request, params, client, looked_up=None):
+        # the record was read with the client (`lookup`); a malformed token read nothing
+        if refresh.parse(required(params, "refresh_token")) is None:
             raise InvalidGrant("refresh token is malformed")
-        family, secret = parsed
-        record = await ctx.store.get_refresh(family, digest(secret))
+        record = looked_up
         if record is None:
             raise InvalidGrant("refresh token is unknown")
         if record.client_id != client.client_id:
