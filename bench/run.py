@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import platform
+import socket
 import struct
 import subprocess
 import sys
@@ -195,6 +196,8 @@ class Bench:
             ports.update(sidecar_grpc_port=main.grpc_port, sidecar_http_port=main.http_port)
             self.procs.append(Proc([sys.executable, "-m", "bench.floors", "grpc", str(ports["floor_grpc_port"])]))
             self.procs.append(Proc([sys.executable, "-m", "bench.floors", "http", str(ports["floor_http_port"])]))
+            for port in (ports["floor_grpc_port"], ports["floor_http_port"]):  # a case must not start before them
+                wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() is None, 30, "floor")
             cfg = self.tmp / "envoy.yaml"
             cfg.write_text(yaml.safe_dump(envoy_config.build(ports, ISSUER, ISSUER, ring.jwks())))
             envoy = Proc([envoy_binary(), "-c", str(cfg), "--concurrency", "1", "-l", "error",
