@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -76,6 +77,10 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
         loop.add_signal_handler(sig, stop.set)
     while not http_server.started and not http_task.done():
         await asyncio.sleep(0.01)
+    # everything built so far lives as long as the process: out of the collector's sight, a
+    # full collection no longer walks it (~30 ms with the event loop stopped)
+    gc.collect()
+    gc.freeze()
     log.info("serving", extra={"grpc": settings.grpc_listen, "http": settings.http_listen,
                                "ephemeral_key": container.keyring.ephemeral})
     if on_ready:
