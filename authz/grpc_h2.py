@@ -61,6 +61,8 @@ class GrpcH2Server:
     def __init__(self, methods: dict[str, Method], max_message: int = 1 << 20) -> None:
         self.methods = {path.encode(): method for path, method in methods.items()}
         self.max_message = max_message
+        # unfinished requests one connection may hold: streams × max_message would be a GiB
+        self.max_buffered = 8 * max_message
         self.connections: set[_Connection] = set()
         self.inflight: set[asyncio.Task] = set()
         self._server: asyncio.base_events.Server | None = None
@@ -94,6 +96,7 @@ class _Connection(asyncio.Protocol):
         self.h2 = H2Connection(config=_CONFIG)
         self.transport: asyncio.Transport | None = None
         self.requests: dict[int, tuple[bytes, bytearray]] = {}  # stream → (path, body so far)
+        self.buffered = 0  # bytes in self.requests
         self.unsent: dict[int, tuple[bytes, list]] = {}  # stream → (data, trailers) waiting for window
         self.active: set[int] = set()  # streams whose call is running
         self.last_stream: int | None = None  # set once draining: later streams are refused
@@ -121,6 +124,8 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         for event in events:
+            if self.transport is None:  # closed while handling an earlier event
+                return
             if isinstance(event, DataReceived):
                 self._body(event)
             elif isinstance(event, RequestReceived):
@@ -132,7 +137,7 @@ class _Connection(asyncio.Protocol):
                     if stream_id in self.unsent:
                         self._send_rest(stream_id)
             elif isinstance(event, StreamReset):
-                self.requests.pop(event.stream_id, None)
+                self._forget(event.stream_id)
                 self.unsent.pop(event.stream_id, None)
             elif isinstance(event, ConnectionTerminated):
                 self.close()
@@ -160,12 +165,23 @@ class _Connection(asyncio.Protocol):
             return
         body = request[1]
         body += event.data
+        self.buffered += len(event.data)
         if len(body) > self.server.max_message + _PREFIX.size:
-            del self.requests[event.stream_id]
+            self._forget(event.stream_id)
             self._answer(event.stream_id, None, _trailers(RESOURCE_EXHAUSTED, "message larger than the limit"))
+        elif self.buffered > self.server.max_buffered:
+            log.warning("gRPC client holds too many unfinished requests; closing its connection")
+            self.h2.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+            self.close()
+
+    def _forget(self, stream_id: int) -> tuple[bytes, bytearray] | None:
+        request = self.requests.pop(stream_id, None)
+        if request is not None:
+            self.buffered -= len(request[1])
+        return request
 
     def _call(self, stream_id: int) -> None:
-        request = self.requests.pop(stream_id, None)
+        request = self._forget(stream_id)
         if request is None:
             return
         path, body = request

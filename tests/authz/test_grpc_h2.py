@@ -7,6 +7,10 @@ import asyncio
 
 import grpc
 import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import ConnectionTerminated
 
 from authz.grpc_h2 import INVALID_ARGUMENT, GrpcError, GrpcH2Server
 from tests.support.net import free_port
@@ -110,3 +114,38 @@ async def test_stop_lets_calls_in_flight_finish_and_refuses_new_ones(server):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call(channel, "Echo")(b"x", timeout=2, wait_for_ready=False)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_client_hoarding_unfinished_requests_is_cut_off(server):
+    # streams that never end, each under the message limit, together past the connection's cap
+    srv, _ = server
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+    client = H2Connection(H2Configuration(client_side=True))
+    client.initiate_connection()
+    events: list = []
+
+    async def exchange() -> bool:
+        writer.write(client.data_to_send())
+        data = await asyncio.wait_for(reader.read(65536), timeout=5)
+        events.extend(client.receive_data(data) if data else [])
+        return bool(data) and not any(isinstance(e, ConnectionTerminated) for e in events)
+
+    alive = True
+    for _ in range(12):  # 12 × 60 KB > 8 × 64 KB
+        stream_id = client.get_next_available_stream_id()
+        client.send_headers(stream_id, [(":method", "POST"), (":scheme", "http"), (":authority", "x"),
+                                        (":path", "/t.T/Echo"), ("content-type", "application/grpc")])
+        left = 60 * 1024
+        while left and alive:
+            size = min(left, client.local_flow_control_window(stream_id), client.max_outbound_frame_size)
+            if size:
+                client.send_data(stream_id, bytes(size))
+                left -= size
+            else:
+                alive = await exchange()  # the server's WINDOW_UPDATEs
+        if not alive:
+            break
+    while alive:
+        alive = await exchange()
+    assert any(isinstance(e, ConnectionTerminated) and e.error_code == ErrorCodes.ENHANCE_YOUR_CALM for e in events)
+    writer.close()
