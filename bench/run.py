@@ -8,6 +8,7 @@ import asyncio
 import json
 import platform
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -155,9 +156,11 @@ def rss_mb(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, duration: float, warmup: float, quick: bool, only: set[str] | None, alg: str = "ES256") -> None:
-        self.d, self.w, self.quick, self.only, self.alg = duration, warmup, quick, only, alg
+    def __init__(self, duration: float, warmup: float, quick: bool, only: set[str] | None, alg: str = "ES256",
+                 repeat: int = 1) -> None:
+        self.d, self.w, self.quick, self.only, self.alg, self.repeat = duration, warmup, quick, only, alg, repeat
         self.results: dict[str, dict] = {}
+        self.samples: dict[str, list[float]] = {}
         self.tmp = Path(tempfile.mkdtemp(prefix="auth-sidecar-bench-"))
         self.procs: list[Proc] = []
 
@@ -165,8 +168,23 @@ class Bench:
         return self.only is None or row in self.only
 
     def record(self, row: str, value: float, unit: str, **extra) -> None:
-        self.results[row] = {"value": round(value, 2), "unit": unit, **extra}
+        """One sample of a row; with --repeat the row's value is the median of its samples."""
+        samples = self.samples.setdefault(row, [])
+        samples.append(round(value, 2))
+        self.results[row] = {"value": statistics.median(samples), "unit": unit, **extra}
+        if len(samples) > 1:
+            self.results[row]["samples"] = samples
         print(f"  {row:34s} {value:12.1f} {unit}", flush=True)
+
+    def record_latency(self, row: str, p50: float, p99: float) -> None:
+        samples = self.samples.setdefault(row, [])
+        samples.append((p50, p99))
+        p50_median = statistics.median(s[0] for s in samples)
+        p99_median = statistics.median(s[1] for s in samples)
+        self.results[row] = {"value": p99_median, "unit": "ms p99", "p50_ms": p50_median, "p99_ms": p99_median}
+        if len(samples) > 1:
+            self.results[row]["samples"] = samples
+        print(f"  {row:34s} p50 {p50:.3f} ms  p99 {p99:.3f} ms", flush=True)
 
     def measure(self, row: str, fn, unit: str = "req/s") -> None:
         if not self.want(row):
@@ -208,22 +226,27 @@ class Bench:
             url = {name: f"http://127.0.0.1:{ports[name]}/" for name in ports}
 
             print(f"auth-sidecar bench: {self.d:g}s per case after {self.w:g}s warm-up", flush=True)
-            self.measure("envoy_noauth", lambda d: loaders.wrk(url["noauth"], d, headers=auth))
-            self.measure("envoy_jwt_authn", lambda d: loaders.wrk(url["jwt_authn"], d, headers=auth))
-            self.measure("sidecar_grpc_hit", lambda d: loaders.wrk(url["sidecar_grpc"], d, headers=auth))
-            self.measure("sidecar_http_hit", lambda d: loaders.wrk(url["sidecar_http"], d, headers=auth))
-            n_miss = int(self.d * 4000) + 100
-            for mode in ("grpc", "http"):
-                row = f"sidecar_{mode}_miss"
-                if self.want(row):
-                    script = token_lua(self.tmp, row, mint(issuer, n_miss, row))
-                    # no warm-up: every token must be new to the cache
-                    try:
-                        self.record(row, loaders.wrk(url[f"sidecar_{mode}"], self.d, script=script), "req/s")
-                    except Exception as exc:
-                        self.results[row] = {"value": None, "unit": "req/s", "error": str(exc)[:500]}
-            self.measure("floor_grpc", lambda d: loaders.wrk(url["floor_grpc"], d, headers=auth))
-            self.measure("floor_http", lambda d: loaders.wrk(url["floor_http"], d, headers=auth))
+            # the proxy cases round-robin: with --repeat, slow drifts of a shared machine hit every
+            # case alike, and each row is the median of its samples
+            for rep in range(self.repeat):
+                if self.repeat > 1:
+                    print(f"  -- round {rep + 1} of {self.repeat}", flush=True)
+                self.measure("envoy_noauth", lambda d: loaders.wrk(url["noauth"], d, headers=auth))
+                self.measure("envoy_jwt_authn", lambda d: loaders.wrk(url["jwt_authn"], d, headers=auth))
+                self.measure("sidecar_grpc_hit", lambda d: loaders.wrk(url["sidecar_grpc"], d, headers=auth))
+                self.measure("sidecar_http_hit", lambda d: loaders.wrk(url["sidecar_http"], d, headers=auth))
+                n_miss = int(self.d * 4000) + 100
+                for mode in ("grpc", "http"):
+                    row = f"sidecar_{mode}_miss"
+                    if self.want(row):
+                        script = token_lua(self.tmp, row, mint(issuer, n_miss, row))
+                        # no warm-up: every token must be new to the cache
+                        try:
+                            self.record(row, loaders.wrk(url[f"sidecar_{mode}"], self.d, script=script), "req/s")
+                        except Exception as exc:
+                            self.results[row] = {"value": None, "unit": "req/s", "error": str(exc)[:500]}
+                self.measure("floor_grpc", lambda d: loaders.wrk(url["floor_grpc"], d, headers=auth))
+                self.measure("floor_http", lambda d: loaders.wrk(url["floor_http"], d, headers=auth))
 
             body = grpc_body(self.tmp, token)
             check_url = "/envoy.service.auth.v3.Authorization/Check"
@@ -238,16 +261,15 @@ class Bench:
                                                       clients=32))
                 two.stop()
 
-            for row, name in (("latency_noauth", "noauth"), ("latency_grpc", "sidecar_grpc"),
-                              ("latency_http", "sidecar_http"), ("latency_floor_grpc", "floor_grpc"),
-                              ("latency_floor_http", "floor_http")):
-                if self.want(row):
-                    try:
-                        p50, p99 = loaders.hey_latency(url[name], self.d, 1000, headers=auth)
-                        self.results[row] = {"value": p99, "unit": "ms p99", "p50_ms": p50, "p99_ms": p99}
-                        print(f"  {row:34s} p50 {p50:.3f} ms  p99 {p99:.3f} ms", flush=True)
-                    except Exception as exc:
-                        self.results[row] = {"value": None, "unit": "ms p99", "error": str(exc)[:500]}
+            for rep in range(self.repeat):  # round-robin too: each row is the median of its rounds
+                for row, name in (("latency_noauth", "noauth"), ("latency_grpc", "sidecar_grpc"),
+                                  ("latency_http", "sidecar_http"), ("latency_floor_grpc", "floor_grpc"),
+                                  ("latency_floor_http", "floor_http")):
+                    if self.want(row):
+                        try:
+                            self.record_latency(row, *loaders.hey_latency(url[name], self.d, 1000, headers=auth))
+                        except Exception as exc:
+                            self.results[row] = {"value": None, "unit": "ms p99", "error": str(exc)[:500]}
 
             self.token_cases(main, base_env)
             if self.want("rss_100k"):
@@ -341,10 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per case")
     p.add_argument("--quick", action="store_true", help="small token pools (CI smoke)")
     p.add_argument("--only", help="comma-separated rows to run")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of the proxy cases; each row is the median")
     p.add_argument("--alg", default="ES256", choices=["ES256", "RS256", "EdDSA"], help="signing key of the tokens")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = p.parse_args(argv)
-    bench = Bench(args.duration, args.warmup, args.quick, set(args.only.split(",")) if args.only else None, args.alg)
+    bench = Bench(args.duration, args.warmup, args.quick, set(args.only.split(",")) if args.only else None, args.alg,
+                  args.repeat)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     results = bench.run()
     rat = ratios(results)
