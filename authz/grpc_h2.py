@@ -27,7 +27,7 @@ from hyperframe.frame import GoAwayFrame
 log = logging.getLogger("authz.grpc_h2")
 
 # gRPC status codes used here
-OK, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 0, 3, 8, 12, 13, 14
+INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL = 3, 8, 12, 13
 
 
 class GrpcError(Exception):
@@ -53,8 +53,10 @@ _MAX_STREAMS = 1024
 
 
 def _trailers(code: int, message: str) -> list[tuple[bytes, bytes]]:
-    # grpc-message is percent-encoded; ours are plain ASCII without '%'
-    return [(b"grpc-status", str(code).encode()), (b"grpc-message", message.encode("ascii", "replace"))]
+    # grpc-message is percent-encoded UTF-8: printable ASCII but '%' stays as it is
+    text = "".join(c if " " <= c <= "~" and c != "%" else "".join(f"%{b:02X}" for b in c.encode())
+                   for c in message)
+    return [(b"grpc-status", str(code).encode()), (b"grpc-message", text.encode("ascii"))]
 
 
 class GrpcH2Server:

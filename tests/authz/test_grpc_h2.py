@@ -64,6 +64,7 @@ async def test_answers_now_and_later(server):
 
 @pytest.mark.parametrize("name, code, detail", [
     ("Nope", grpc.StatusCode.UNIMPLEMENTED, "unknown method /t.T/Nope"),
+    ("50%off", grpc.StatusCode.UNIMPLEMENTED, "unknown method /t.T/50%off"),  # grpc-message is percent-encoded
     ("Refuse", grpc.StatusCode.INVALID_ARGUMENT, "no such thing"),
     ("Crash", grpc.StatusCode.INTERNAL, "internal error"),
 ])
