@@ -91,7 +91,6 @@ class Engine:
         key = token_key(token)
         entry = self.cache.get(key)
         if entry is None:
-            self.metrics.cache_misses += 1
             return None, None, key, token, rules
         self.metrics.cache_hits += 1
         if entry.identity is None:
@@ -100,6 +99,7 @@ class Engine:
 
     async def _verify_then_decide(self, req: AuthRequest, key: bytes, token: str, rules: Rules
                                   ) -> tuple[Decision, Identity | None]:
+        self.metrics.cache_misses += 1  # here, not in _decide_now: a transport may try check_now first
         try:
             identity = await self._authenticate(token)
         except TokenError as exc:

@@ -87,3 +87,15 @@ async def test_http_answers_of_one_shape_carry_each_tokens_own_user(container, r
                 assert r.headers.get_list("x-user-id") == [sub]
                 assert r.headers["x-tenant-id"] == "acme"
                 assert "x-user-id" not in r.headers["x-envoy-auth-headers-to-remove"]
+
+
+async def test_cache_counters_count_each_check_once(container, ring):
+    # the h2 transport tries the no-I/O path first and verifies only on a miss: one miss, then one hit
+    token = sign(ring, claims(sub="counted"))
+    message = check_request(token).SerializeToString()
+    pending = container.authz_service.check_message(message)
+    assert not isinstance(pending, bytes)  # a miss needs the verifier: answered later
+    assert pb.CheckResponse.FromString(await pending).status.code == 0
+    assert isinstance(container.authz_service.check_message(message), bytes)  # a hit: answered at once
+    metrics = container.engine.metrics
+    assert (metrics.cache_misses, metrics.cache_hits) == (1, 1)
