@@ -48,27 +48,31 @@ class Engine:
     async def check(self, req: AuthRequest, mode: str = "grpc") -> tuple[Decision, Identity | None]:
         """The decision and the token's identity. A personal decision is shared by every token
         of its shape: transports add the identity's own part when they encode it."""
+        found = self.check_now(req, mode)
+        return found if isinstance(found, tuple) else await found
+
+    def check_now(self, req: AuthRequest, mode: str = "grpc"
+                  ) -> tuple[Decision, Identity | None] | Awaitable[tuple[Decision, Identity | None]]:
+        """`check` answered at once when no I/O is needed (no token, a malformed or a cached
+        one: no coroutine per cache hit); otherwise an awaitable that verifies the token,
+        continuing from this lookup."""
         started = time.perf_counter()
         try:
             decision, identity, key, token, rules = self._decide_now(req)
-            if decision is None:
-                decision, identity = await self._verify_then_decide(req, key, token, rules)
         except Exception:
             log.exception("ext_authz internal error; denying")
-            decision, identity, key = INTERNAL_ERROR, None, b""
+            decision, identity, key, token, rules = INTERNAL_ERROR, None, b"", "", None
+        if decision is None:
+            return self._decide_later(req, mode, started, key, token, rules)
         return self._done(req, mode, started, decision, identity, key)
 
-    def check_now(self, req: AuthRequest, mode: str = "grpc") -> tuple[Decision, Identity | None] | None:
-        """`check` for the requests that need no I/O (no token, a malformed or a cached one),
-        without a coroutine; None when the token must be verified first: then call `check`."""
-        started = time.perf_counter()
+    async def _decide_later(self, req: AuthRequest, mode: str, started: float, key: bytes, token: str,
+                            rules: Rules) -> tuple[Decision, Identity | None]:
         try:
-            decision, identity, key, _, _ = self._decide_now(req)
-            if decision is None:
-                return None
+            decision, identity = await self._verify_then_decide(req, key, token, rules)
         except Exception:
             log.exception("ext_authz internal error; denying")
-            decision, identity, key = INTERNAL_ERROR, None, b""
+            decision, identity = INTERNAL_ERROR, None
         return self._done(req, mode, started, decision, identity, key)
 
     def _done(self, req: AuthRequest, mode: str, started: float, decision: Decision, identity: Identity | None,
@@ -99,7 +103,7 @@ class Engine:
 
     async def _verify_then_decide(self, req: AuthRequest, key: bytes, token: str, rules: Rules
                                   ) -> tuple[Decision, Identity | None]:
-        self.metrics.cache_misses += 1  # here, not in _decide_now: a transport may try check_now first
+        self.metrics.cache_misses += 1
         try:
             identity = await self._authenticate(token)
         except TokenError as exc:

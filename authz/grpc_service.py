@@ -96,24 +96,21 @@ class AuthorizationService:
         self._own_part = OwnPart(engine.mutator.names.user)
 
     async def check(self, request: pb.CheckRequest, context: object = None) -> bytes:
-        answer = self.check_now(request)
-        return answer if answer is not None else await self._check_later(request)
+        answer = self.answer(request)
+        return answer if isinstance(answer, bytes) else await answer
 
-    def check_now(self, request: pb.CheckRequest) -> bytes | None:
-        """The encoded answer when no I/O is needed (a cached token, no token, a bad one), else None."""
+    def answer(self, request: pb.CheckRequest) -> bytes | Awaitable[bytes]:
+        """The encoded CheckResponse: at once when no I/O is needed (a cached token, no token,
+        a bad one), else an awaitable of it."""
         try:
             found = self.engine.check_now(self._request(request), "grpc")
-            return None if found is None else self._encode(*found)
         except Exception:  # never a gRPC error: Envoy would apply its own failure mode
             log.exception("Check failed; denying")
             return FALLBACK
+        return self._encode(*found) if isinstance(found, tuple) else self._encode_later(found)
 
-    async def _check_later(self, request: pb.CheckRequest) -> bytes:
-        try:
-            return self._encode(*await self.engine.check(self._request(request), "grpc"))
-        except Exception:
-            log.exception("Check failed; denying")
-            return FALLBACK
+    async def _encode_later(self, pending: Awaitable[tuple[Decision, object]]) -> bytes:
+        return self._encode(*await pending)
 
     @staticmethod
     def _request(request: pb.CheckRequest) -> AuthRequest:
@@ -123,12 +120,16 @@ class AuthorizationService:
         return AuthRequest(http.headers, http.path or "/", http.method, attrs.context_extensions)
 
     def _encode(self, decision: Decision, identity) -> bytes:
-        wire = decision.wire
-        if wire is None:
-            wire = decision.wire = encode(decision)
-        if decision.personal:
-            return wire + self._own_part(identity)
-        return wire
+        try:
+            wire = decision.wire
+            if wire is None:
+                wire = decision.wire = encode(decision)
+            if decision.personal:
+                return wire + self._own_part(identity)
+            return wire
+        except Exception:
+            log.exception("Check answer could not be encoded; denying")
+            return FALLBACK
 
     def check_message(self, message: bytes) -> bytes | Awaitable[bytes]:
         """Check for the h2 transport: the encoded CheckRequest in, the encoded CheckResponse
@@ -137,8 +138,7 @@ class AuthorizationService:
             request = pb.CheckRequest.FromString(message)
         except DecodeError:
             raise GrpcError(INVALID_ARGUMENT, "not a CheckRequest") from None
-        answer = self.check_now(request)
-        return answer if answer is not None else self._check_later(request)
+        return self.answer(request)
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The grpc.aio handler (`grpc_server: grpcio`); grpcio is imported only then."""
