@@ -11,7 +11,9 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated
+from hpack import Decoder, Encoder
 
+from authz import h2_wire as w
 from authz.grpc_h2 import INVALID_ARGUMENT, GrpcError, GrpcH2Server
 from tests.support.net import free_port
 
@@ -150,3 +152,123 @@ async def test_a_client_hoarding_unfinished_requests_is_cut_off(server):
         alive = await exchange()
     assert any(isinstance(e, ConnectionTerminated) and e.error_code == ErrorCodes.ENHANCE_YOUR_CALM for e in events)
     writer.close()
+
+
+class RawClient:
+    """Frames written and read by hand, for what a well-behaved client library never sends."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.encoder = Encoder()
+
+    @classmethod
+    async def connect(cls, port: int, preface: bytes = w.PREFACE + w.settings({})) -> "RawClient":
+        client = cls(*await asyncio.open_connection("127.0.0.1", port))
+        client.writer.write(preface)
+        return client
+
+    def request_block(self, path: str = "/t.T/Echo") -> bytes:
+        return self.encoder.encode([(":method", "POST"), (":scheme", "http"), (":authority", "x"),
+                                    (":path", path), ("content-type", "application/grpc")])
+
+    def send(self, *frames: bytes) -> None:
+        self.writer.write(b"".join(frames))
+
+    async def frame(self) -> tuple[int, int, int, bytes] | None:
+        """(type, flags, stream, payload), or None once the server closed."""
+        try:
+            head = await asyncio.wait_for(self.reader.readexactly(9), timeout=5)
+        except asyncio.IncompleteReadError:
+            return None
+        hi, lo, ftype, flags, stream_id = w.FRAME_HEAD.unpack(head)
+        payload = await self.reader.readexactly(hi << 16 | lo)
+        return ftype, flags, stream_id, payload
+
+    async def until(self, ftype: int, stream_id: int | None = None) -> tuple[int, int, int, bytes] | None:
+        while (f := await self.frame()) is not None:
+            if f[0] == ftype and (stream_id is None or f[2] == stream_id):
+                return f
+        return None
+
+    async def answer(self, stream_id: int) -> tuple[bytes, list]:
+        """The DATA of one stream and its decoded trailers."""
+        data, decoder = b"", Decoder()
+        blocks = []
+        while (f := await self.frame()) is not None:
+            ftype, flags, sid, payload = f
+            if sid != stream_id:
+                continue
+            if ftype == w.DATA:
+                data += payload
+            elif ftype == w.HEADERS:
+                blocks.append(decoder.decode(payload, raw=True))
+                if flags & w.END_STREAM:
+                    return data, blocks[-1]
+        raise AssertionError("the server closed before answering")
+
+
+def message(body: bytes) -> bytes:
+    return b"\0" + len(body).to_bytes(4, "big") + body
+
+
+async def test_ping_is_answered_and_padded_split_requests_are_read(server):
+    srv, _ = server
+    c = await RawClient.connect(srv.port)
+    c.send(w.frame(w.PING, 0, 0, b"12345678"))
+    assert (await c.until(w.PING))[1:] == (w.ACK, 0, b"12345678")
+    block = c.request_block()
+    # HEADERS (padded, with priority) + CONTINUATION, then padded DATA
+    c.send(w.frame(w.HEADERS, w.PADDED | w.PRIORITY_FLAG, 1, b"\x03" + bytes(5) + block[:7] + b"pad"),
+           w.frame(w.CONTINUATION, w.END_HEADERS, 1, block[7:]),
+           w.frame(w.DATA, w.PADDED | w.END_STREAM, 1, b"\x02" + message(b"abc") + b"\0\0"))
+    data, trailers = await c.answer(1)
+    assert data == message(b"cba") and (b"grpc-status", b"0") in trailers
+
+
+@pytest.mark.parametrize("opening, code", [
+    (b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", w.PROTOCOL_ERROR),
+    (w.PREFACE + w.frame(w.DATA, 0, 0, b"x"), w.PROTOCOL_ERROR),  # DATA on stream 0
+    (w.PREFACE + w.frame(w.PING, 0, 0, bytes(20000)), w.FRAME_SIZE_ERROR),  # past the 16 KiB frame limit
+    (w.PREFACE + w.frame(w.HEADERS, w.END_HEADERS, 1, b"\xff\xff\xff\xff"), w.COMPRESSION_ERROR),
+    (w.PREFACE + w.frame(w.HEADERS, 0, 1, b"\x82") + w.frame(w.PING, 0, 0, bytes(8)), w.PROTOCOL_ERROR),
+    (w.PREFACE + w.frame(w.SETTINGS, 0, 0, b"\x00\x04\xff\xff\xff\xff"), w.FLOW_CONTROL_ERROR),
+])
+async def test_connection_errors_end_with_goaway(server, opening, code):
+    srv, channel = server
+    c = await RawClient.connect(srv.port, preface=opening)
+    goaway = await c.until(w.GOAWAY)
+    assert goaway is not None and int.from_bytes(goaway[3][4:8], "big") == code
+    assert await c.frame() is None  # and the connection is closed
+    assert await call(channel, "Echo")(b"ok", timeout=5) == b"ko"  # other connections unaffected
+
+
+async def test_streams_past_the_concurrency_limit_are_refused(server):
+    srv, _ = server
+    c = await RawClient.connect(srv.port)
+    limit = 1024
+    for i in range(limit + 1):  # requests that never end
+        c.send(w.frame(w.HEADERS, w.END_HEADERS, 2 * i + 1, c.request_block()))
+    refused = await c.until(w.RST_STREAM)
+    assert refused[2] == 2 * limit + 1 and int.from_bytes(refused[3], "big") == w.REFUSED_STREAM
+    c.send(w.frame(w.DATA, w.END_STREAM, 1, message(b"first")))  # a slot opens when one finishes
+    assert (await c.answer(1))[0] == message(b"tsrif")
+    c.send(w.frame(w.HEADERS, w.END_HEADERS, 2 * limit + 3, c.request_block()),
+           w.frame(w.DATA, w.END_STREAM, 2 * limit + 3, message(b"next")))
+    assert (await c.answer(2 * limit + 3))[0] == message(b"txen")
+
+
+async def test_a_smaller_window_from_settings_holds_answers_back(server):
+    # the client allows 10 bytes per stream: the 1000-byte answer comes as the window opens
+    srv, _ = server
+    c = await RawClient.connect(srv.port, preface=w.PREFACE + w.settings({w.SETTINGS_INITIAL_WINDOW_SIZE: 10}))
+    c.send(w.frame(w.HEADERS, w.END_HEADERS, 1, c.request_block("/t.T/Big")),
+           w.frame(w.DATA, w.END_STREAM, 1, message(b"995")))
+    got = b""
+    while len(got) < 10:
+        f = await c.frame()
+        if f[0] == w.DATA:
+            got += f[3]
+    assert len(got) == 10
+    c.send(w.window_update(1, 990))
+    data, trailers = await c.answer(1)
+    assert got + data == message(bytes(995)) and (b"grpc-status", b"0") in trailers
