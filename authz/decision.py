@@ -27,6 +27,7 @@ class Decision:
     # Transport adapters keep their encoded form here so a decision is encoded once.
     wire: Any = None
     wire_http: Any = None
+    wire_raw: Any = None
 
     def own(self, identity: Any) -> "Decision":
         """This decision made whole for one token, its own headers included."""

@@ -7,7 +7,8 @@ in `x-envoy-auth-headers-to-remove`.
 
 from __future__ import annotations
 
-from typing import Any
+from http import HTTPStatus
+from typing import Any, Awaitable
 
 from authz.decision import Decision
 from authz.engine import Engine
@@ -15,6 +16,9 @@ from authz.request import AuthRequest
 
 PREFIX = "/ext_authz"
 REMOVE_HEADER = b"x-envoy-auth-headers-to-remove"
+# where a server that already started a check hands it to `HttpCheckApp` (ASGI extensions)
+PENDING_CHECK = "auth_sidecar.check"
+_RAW_PREFIX = PREFIX.encode()
 
 
 def encode(decision: Decision) -> tuple[dict[str, Any], bytes]:
@@ -31,17 +35,62 @@ def encode(decision: Decision) -> tuple[dict[str, Any], bytes]:
     return {"type": "http.response.start", "status": decision.status, "headers": headers}, body
 
 
+def encode_raw(decision: Decision) -> tuple[bytes, bytes]:
+    """HTTP/1.1 status line and header lines (no Date, no blank line yet) and the body."""
+    start, body = encode(decision)
+    status = start["status"]
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())]
+    lines += [name + b": " + value + b"\r\n" for name, value in start["headers"]]
+    return b"".join(lines), body
+
+
+def raw_path(target: bytes) -> str | None:
+    """The checked path of a request target under /ext_authz, or None for any other target
+    (and for percent-encoded ones, left to the ASGI path that decodes them)."""
+    if not target.startswith(_RAW_PREFIX) or b"%" in target or b"#" in target:
+        return None
+    rest = target[len(_RAW_PREFIX):]
+    if not rest:
+        return "/"
+    if rest[0] == 0x3F:  # "?"
+        return "/" + rest.decode("latin-1")
+    return rest.decode("latin-1") if rest[0] == 0x2F else None  # "/"
+
+
 class HttpCheckApp:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._user_header = engine.mutator.names.user.encode()
 
+    def answer_now(self, method: bytes, path: str, headers: list[tuple[bytes, bytes]], date: bytes
+                   ) -> bytes | Awaitable[tuple[Decision, Any]]:
+        """The whole HTTP/1.1 response when the check needs no I/O (a cached or a missing
+        token), else the check to await. `date` is the Date header line."""
+        req = AuthRequest({k.decode("latin-1"): v.decode("latin-1") for k, v in headers}, path,
+                          method.decode("ascii"))
+        result = self.engine.check_now(req, "http")
+        if type(result) is not tuple:
+            return result  # type: ignore[return-value]
+        decision, identity = result
+        wire = decision.wire_raw
+        if wire is None:
+            wire = decision.wire_raw = encode_raw(decision)
+        head, body = wire
+        if decision.personal and identity.subject:
+            return b"%s%s%s: %s\r\n\r\n%s" % (head, date, self._user_header, identity.subject.encode(), body)
+        return b"%s%s\r\n%s" % (head, date, body)
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        path = scope["path"][len(PREFIX):] or "/"
-        if scope.get("query_string"):
-            path = f"{path}?{scope['query_string'].decode('latin-1')}"
-        decision, identity = await self.engine.check(AuthRequest(headers, path, scope.get("method", "GET")), "http")
+        pending = scope.get("extensions", {}).get(PENDING_CHECK)
+        if pending is not None:  # the server started this check already (sidecar.http_protocol)
+            decision, identity = await pending
+        else:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            path = scope["path"][len(PREFIX):] or "/"
+            if scope.get("query_string"):
+                path = f"{path}?{scope['query_string'].decode('latin-1')}"
+            decision, identity = await self.engine.check(AuthRequest(headers, path, scope.get("method", "GET")),
+                                                         "http")
         wire = decision.wire_http
         if wire is None:
             wire = decision.wire_http = encode(decision)

@@ -21,6 +21,7 @@ from config.settings import Settings
 from sidecar import container as composition
 from sidecar.grpc_health import NOT_SERVING, Health
 from sidecar.http_app import build_app
+from sidecar.http_protocol import protocol_for
 
 log = logging.getLogger("sidecar.server")
 
@@ -67,7 +68,8 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
     app = build_app(container, registry, routes)
     sock = bind_reuseport(settings.http_listen)
     config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, server_header=False,
-                            timeout_graceful_shutdown=max(settings.drain_seconds, 1), loop="none")
+                            timeout_graceful_shutdown=max(settings.drain_seconds, 1), loop="none",
+                            http=protocol_for(container.http_check))
     http_server = _Uvicorn(config)
     http_task = asyncio.create_task(http_server.serve(sockets=[sock]))
 
