@@ -255,8 +255,11 @@ class _Connection(asyncio.Protocol):
                 raise w.H2Error(w.PROTOCOL_ERROR, "trailers without END_STREAM")
             self._call(stream_id)
             return
-        if stream_id <= self.highest or not stream_id & 1:
-            raise w.H2Error(w.PROTOCOL_ERROR, f"stream {stream_id} cannot be opened")
+        if not stream_id & 1:
+            raise w.H2Error(w.PROTOCOL_ERROR, f"stream {stream_id} cannot be opened by a client")
+        if stream_id <= self.highest:  # a stream answered or reset already (§5.1: stream error)
+            self.out.append(w.rst_stream(stream_id, w.STREAM_CLOSED))
+            return
         self.highest = stream_id
         if self.last_stream is not None or len(self.windows) >= _MAX_STREAMS:
             self.out.append(w.rst_stream(stream_id, w.REFUSED_STREAM))  # the client retries elsewhere

@@ -128,7 +128,7 @@ class HeaderBlocks:
     decoder's dynamic table is unchanged since: then it decodes to the same list."""
 
     def __init__(self, max_list_size: int = 64 * 1024, max_cached: int = 64) -> None:
-        self.max_block = max_list_size  # a compressed block is never larger than what it decodes to... nearly
+        self.max_block = max_list_size  # header blocks gathered from CONTINUATION frames stop here
         self._decoder = Decoder(max_header_list_size=max_list_size)
         self._seen: dict[bytes, list[tuple[bytes, bytes]]] = {}
         self._max_cached = max_cached

@@ -337,7 +337,16 @@ def ratios(r: dict) -> dict[str, float | None]:
     def v(k: str) -> float | None:
         return (r.get(k) or {}).get("value")
 
+    def paired(a: str, b: str) -> list | None:
+        """Both rows' per-round samples, when both ran in the same --repeat rounds."""
+        sa, sb = (r.get(a) or {}).get("samples"), (r.get(b) or {}).get("samples")
+        return list(zip(sa, sb)) if sa and sb and len(sa) == len(sb) else None
+
     def div(a: str, b: str) -> float | None:
+        # rows of one round ran back to back: the median of the per-round ratios cancels drifts
+        # of a shared machine that a ratio of the two medians keeps
+        if pairs := paired(a, b):
+            return round(statistics.median(x / y for x, y in pairs if x and y), 3)
         x, y = v(a), v(b)
         return round(x / y, 3) if x and y else None
 
@@ -354,8 +363,13 @@ def ratios(r: dict) -> dict[str, float | None]:
         a, b = r.get(f"latency_{mode}") or {}, r.get("latency_noauth") or {}
         if a.get("p99_ms") is not None and b.get("p99_ms") is not None:
             target = "" if mode.startswith("floor") else ", <= 1"
-            out[f"added p99 at 1000 req/s, {mode} (ms{target})"] = round(a["p99_ms"] - b["p99_ms"], 3)
-            out[f"added p50 at 1000 req/s, {mode} (ms)"] = round(a["p50_ms"] - b["p50_ms"], 3)
+            pairs = paired(f"latency_{mode}", "latency_noauth")
+            for i, name in ((1, "p99"), (0, "p50")):
+                if pairs:
+                    added = statistics.median(x[i] - y[i] for x, y in pairs)
+                else:
+                    added = a[f"{name}_ms"] - b[f"{name}_ms"]
+                out[f"added {name} at 1000 req/s, {mode} (ms{target if name == 'p99' else ''})"] = round(added, 3)
     return out
 
 

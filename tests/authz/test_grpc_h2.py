@@ -272,3 +272,15 @@ async def test_a_smaller_window_from_settings_holds_answers_back(server):
     c.send(w.window_update(1, 990))
     data, trailers = await c.answer(1)
     assert got + data == message(bytes(995)) and (b"grpc-status", b"0") in trailers
+
+
+async def test_headers_on_a_finished_stream_reset_only_that_stream(server):
+    srv, _ = server
+    c = await RawClient.connect(srv.port)
+    c.send(w.frame(w.HEADERS, w.END_HEADERS, 1, c.request_block()), w.frame(w.DATA, w.END_STREAM, 1, message(b"ab")))
+    assert (await c.answer(1))[0] == message(b"ba")
+    c.send(w.frame(w.HEADERS, w.END_HEADERS | w.END_STREAM, 1, c.request_block()))  # stream 1 is closed
+    reset = await c.until(w.RST_STREAM, 1)
+    assert int.from_bytes(reset[3], "big") == w.STREAM_CLOSED
+    c.send(w.frame(w.HEADERS, w.END_HEADERS, 3, c.request_block()), w.frame(w.DATA, w.END_STREAM, 3, message(b"cd")))
+    assert (await c.answer(3))[0] == message(b"dc")
