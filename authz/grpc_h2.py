@@ -37,6 +37,7 @@ Method = Callable[[bytes], "bytes | Awaitable[bytes]"]
 
 _PREFIX = struct.Struct(">BI")  # compressed flag, message length
 _MAX_STREAMS = 1024
+_FLUSH_AFTER = 64  # frames (or whole answers) gathered in one read before they are written
 _OK_TRAILERS = w.trailers(0)
 _RESPONSE_HEADERS_LEN = len(w.RESPONSE_HEADERS)
 _HEAD = w.FRAME_HEAD
@@ -107,6 +108,7 @@ class _Connection(asyncio.Protocol):
         self.highest = 0  # highest stream id the client opened
         self.last_stream: int | None = None  # set once draining: later streams are refused
         self.flush_soon = False
+        self.writing_paused = False
 
     # asyncio.Protocol
 
@@ -118,6 +120,21 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self.transport = None
+
+    # A client that sends requests but does not read the answers: stop handling its requests
+    # (the rest of this read too) until the answers drained, or they pile up without bound.
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.transport is not None:
+            self.transport.resume_reading()
+            if self.inbox:
+                self.data_received(b"")
 
     def data_received(self, data: bytes) -> None:
         if self.inbox:
@@ -136,7 +153,7 @@ class _Connection(asyncio.Protocol):
                     raise w.H2Error(w.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
                 self.preface_seen = True
                 pos = len(w.PREFACE)
-            while end - pos >= 9:
+            while end - pos >= 9 and not self.writing_paused:
                 hi, lo, ftype, flags, stream_id = _HEAD.unpack_from(data, pos)
                 length = hi << 16 | lo
                 if length > w.DEFAULT_MAX_FRAME:
@@ -148,6 +165,8 @@ class _Connection(asyncio.Protocol):
                 self._frame(ftype, flags, stream_id & 0x7FFFFFFF, payload)
                 if self.transport is None:  # closed while handling this frame
                     return
+                if len(self.out) >= _FLUSH_AFTER:  # a long read: let the transport push back
+                    self._flush()
         except w.H2Error as exc:
             log.debug("HTTP/2 connection error %d: %s", exc.code, exc)
             self._fail(exc.code)

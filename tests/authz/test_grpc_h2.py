@@ -284,3 +284,37 @@ async def test_headers_on_a_finished_stream_reset_only_that_stream(server):
     assert int.from_bytes(reset[3], "big") == w.STREAM_CLOSED
     c.send(w.frame(w.HEADERS, w.END_HEADERS, 3, c.request_block()), w.frame(w.DATA, w.END_STREAM, 3, message(b"cd")))
     assert (await c.answer(3))[0] == message(b"dc")
+
+
+async def test_a_client_that_does_not_read_is_not_answered_into_memory(server):
+    # 400 requests for 50 KB answers (20 MB), written without reading an answer and with flow
+    # control wide open: the server stops reading requests once its answers wait to be sent
+    # (the kernel's socket buffers take a few MB first), instead of buffering all of them
+    srv, _ = server
+    c = await RawClient.connect(srv.port, preface=w.PREFACE + w.settings({w.SETTINGS_INITIAL_WINDOW_SIZE: 2**31 - 1}))
+    c.send(w.window_update(0, 2**31 - 1 - 65535))
+    n = 400
+    for i in range(n):
+        sid = 2 * i + 1
+        c.send(w.frame(w.HEADERS, w.END_HEADERS, sid, c.request_block("/t.T/Big")),
+               w.frame(w.DATA, w.END_STREAM, sid, message(b"50000")))
+    await asyncio.wait_for(_until(lambda: len(srv.connections) == 1), 10)
+    (connection,) = srv.connections
+    transport, limit = connection.transport, 4 * 1024 * 1024
+
+    async def settled() -> None:  # the server stopped reading, or its answers piled up
+        while transport.is_reading() and transport.get_write_buffer_size() < limit:
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(settled(), 10)
+    assert not transport.is_reading() and transport.get_write_buffer_size() < limit
+    answered = 0
+    while answered < n:  # and once the client reads, every answer comes
+        f = await c.frame()
+        if f[0] == w.HEADERS and f[1] & w.END_STREAM:
+            answered += 1
+    assert answered == n
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
