@@ -5,8 +5,9 @@ task; a Check whose token is cached (or missing) needs none of them, so it is an
 from the parser's callbacks with the decision's pre-encoded bytes. A cache miss starts its
 verification here and hands it to `HttpCheckApp` through the scope, so the lookup is not
 repeated. Everything else takes uvicorn's ordinary path: other paths, percent-encoded
-targets, HTTP/1.0 or `Connection: close`, upgrades, and a request pipelined behind one
-still being answered (answers must keep their order).
+targets, HTTP/1.0 or `Connection: close`, upgrades, a request pipelined behind one still
+being answered (answers must keep their order), and any request while the client is not
+reading its answers (uvicorn's path waits for it and stops reading further requests).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def protocol_for(check: HttpCheckApp) -> type[HttpToolsProtocol]:
             path = raw_path(self.url)
             parser = self.parser
             if (path is not None and not self.pipeline and (self.cycle is None or self.cycle.response_complete)
+                    and not self.flow.write_paused  # a client not reading: the ASGI path waits for it
                     and parser.get_http_version() == "1.1" and parser.should_keep_alive()
                     and not parser.should_upgrade()):
                 result = check.answer_now(parser.get_method(), path, self.headers,
