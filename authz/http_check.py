@@ -16,8 +16,6 @@ from authz.request import AuthRequest
 
 PREFIX = "/ext_authz"
 REMOVE_HEADER = b"x-envoy-auth-headers-to-remove"
-# where a server that already started a check hands it to `HttpCheckApp` (ASGI extensions)
-PENDING_CHECK = "auth_sidecar.check"
 _RAW_PREFIX = PREFIX.encode()
 
 
@@ -65,13 +63,15 @@ class HttpCheckApp:
     def answer_now(self, method: bytes, path: str, headers: list[tuple[bytes, bytes]], date: bytes
                    ) -> bytes | Awaitable[tuple[Decision, Any]]:
         """The whole HTTP/1.1 response when the check needs no I/O (a cached or a missing
-        token), else the check to await. `date` is the Date header line."""
+        token), else the check to await (then `raw_answer`). `date` is the Date header line."""
         req = AuthRequest({k.decode("latin-1"): v.decode("latin-1") for k, v in headers}, path,
                           method.decode("ascii"))
         result = self.engine.check_now(req, "http")
         if type(result) is not tuple:
             return result  # type: ignore[return-value]
-        decision, identity = result
+        return self.raw_answer(*result, date)
+
+    def raw_answer(self, decision: Decision, identity: Any, date: bytes) -> bytes:
         wire = decision.wire_raw
         if wire is None:
             wire = decision.wire_raw = encode_raw(decision)
@@ -81,16 +81,11 @@ class HttpCheckApp:
         return b"%s%s\r\n%s" % (head, date, body)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        pending = scope.get("extensions", {}).get(PENDING_CHECK)
-        if pending is not None:  # the server started this check already (sidecar.http_protocol)
-            decision, identity = await pending
-        else:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            path = scope["path"][len(PREFIX):] or "/"
-            if scope.get("query_string"):
-                path = f"{path}?{scope['query_string'].decode('latin-1')}"
-            decision, identity = await self.engine.check(AuthRequest(headers, path, scope.get("method", "GET")),
-                                                         "http")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        path = scope["path"][len(PREFIX):] or "/"
+        if scope.get("query_string"):
+            path = f"{path}?{scope['query_string'].decode('latin-1')}"
+        decision, identity = await self.engine.check(AuthRequest(headers, path, scope.get("method", "GET")), "http")
         wire = decision.wire_http
         if wire is None:
             wire = decision.wire_http = encode(decision)

@@ -108,3 +108,13 @@ def test_connection_close_and_http10_are_answered_then_closed(sidecar, extra, ve
 def test_other_paths_are_not_checks(sidecar):
     (answer,) = exchange(sidecar, request("/ext_authzed"))
     assert answer[0] == 404
+
+
+def test_a_miss_then_more_requests_on_the_same_connection(sidecar):
+    first, second = sidecar.mint("--sub", "m1"), sidecar.mint("--sub", "m2")
+    with socket.create_connection(("127.0.0.1", sidecar.http_port)) as sock:
+        for token in (first, first, second, None, second):  # miss, hit, miss, deny, hit
+            sock.sendall(request("/ext_authz/", token))
+            ((status, headers, _),) = read_answers(sock, 1)
+            assert (status, headers.get("x-user-id")) == ((200, token and ("m1" if token == first else "m2"))
+                                                         if token else (401, None))
