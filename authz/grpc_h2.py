@@ -213,9 +213,7 @@ class _Connection(asyncio.Protocol):
         elif ftype == w.RST_STREAM:
             if stream_id == 0 or len(payload) != 4:
                 raise w.H2Error(w.PROTOCOL_ERROR, "bad RST_STREAM")
-            self._forget(stream_id)
-            self.windows.pop(stream_id, None)
-            self.unsent.pop(stream_id, None)
+            self._drop(stream_id)
         elif ftype == w.GOAWAY:
             self.close()
         elif ftype == w.PUSH_PROMISE:
@@ -321,7 +319,6 @@ class _Connection(asyncio.Protocol):
             self._fail(w.ENHANCE_YOUR_CALM)
             return
         if flags & w.END_STREAM:
-            self.unacked.pop(stream_id, None)
             self._call(stream_id)
         elif payload:
             unacked = self.unacked.get(stream_id, 0) + len(payload)
@@ -337,10 +334,14 @@ class _Connection(asyncio.Protocol):
             self.unacked.pop(stream_id, None)
         return request
 
-    def _reset(self, stream_id: int, code: int) -> None:
+    def _drop(self, stream_id: int) -> None:
+        """Everything kept for a stream, its request and any answer still to send."""
         self._forget(stream_id)
         self.windows.pop(stream_id, None)
         self.unsent.pop(stream_id, None)
+
+    def _reset(self, stream_id: int, code: int) -> None:
+        self._drop(stream_id)
         self.out.append(w.rst_stream(stream_id, code))
 
     def _call(self, stream_id: int) -> None:
@@ -442,8 +443,7 @@ class _Connection(asyncio.Protocol):
         for stream_id in list(self.unsent):
             if self.send_window <= 0:
                 break
-            if stream_id in self.unsent:
-                self._send_rest(stream_id)
+            self._send_rest(stream_id)
 
     def _flush(self) -> None:
         self.flush_soon = False

@@ -55,6 +55,10 @@ def raw_path(target: bytes) -> str | None:
     return rest.decode("latin-1") if rest[0] == 0x2F else None  # "/"
 
 
+def _request(headers: list[tuple[bytes, bytes]], path: str, method: str) -> AuthRequest:
+    return AuthRequest({k.decode("latin-1"): v.decode("latin-1") for k, v in headers}, path, method)
+
+
 class HttpCheckApp:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -64,9 +68,7 @@ class HttpCheckApp:
                    ) -> bytes | Awaitable[tuple[Decision, Any]]:
         """The whole HTTP/1.1 response when the check needs no I/O (a cached or a missing
         token), else the check to await (then `raw_answer`). `date` is the Date header line."""
-        req = AuthRequest({k.decode("latin-1"): v.decode("latin-1") for k, v in headers}, path,
-                          method.decode("ascii"))
-        result = self.engine.check_now(req, "http")
+        result = self.engine.check_now(_request(headers, path, method.decode("ascii")), "http")
         if type(result) is not tuple:
             return result  # type: ignore[return-value]
         return self.raw_answer(*result, date)
@@ -81,11 +83,11 @@ class HttpCheckApp:
         return b"%s%s\r\n%s" % (head, date, body)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         path = scope["path"][len(PREFIX):] or "/"
         if scope.get("query_string"):
             path = f"{path}?{scope['query_string'].decode('latin-1')}"
-        decision, identity = await self.engine.check(AuthRequest(headers, path, scope.get("method", "GET")), "http")
+        decision, identity = await self.engine.check(_request(scope["headers"], path, scope.get("method", "GET")),
+                                                     "http")
         wire = decision.wire_http
         if wire is None:
             wire = decision.wire_http = encode(decision)
