@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 from typing import Awaitable, Callable
 
@@ -61,12 +62,26 @@ class GrpcH2Server:
         self.connections: set[_Connection] = set()
         self.inflight: set[asyncio.Task] = set()
         self._server: asyncio.base_events.Server | None = None
+        self.adopting: set[asyncio.Task] = set()
+        self.on_connection_closed: Callable[[], None] | None = None  # --workers: counts for the balancer
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         # SO_REUSEPORT: every --workers process listens on the same port
         self._server = await loop.create_server(lambda: _Connection(self), host or None, port,
                                                 reuse_port=True, backlog=2048)
+
+    def adopt(self, sock: socket.socket) -> None:
+        """Serve a connection accepted elsewhere (the supervisor of --workers hands them out)."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(loop.connect_accepted_socket(lambda: _Connection(self), sock))
+        self.adopting.add(task)
+        task.add_done_callback(self._adopted)
+
+    def _adopted(self, task: asyncio.Task) -> None:
+        self.adopting.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the client left before we got it
+            log.debug("handed connection not served", extra={"error": type(task.exception()).__name__})
 
     @property
     def port(self) -> int:
@@ -120,6 +135,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self.transport = None
+        if self.server.on_connection_closed is not None:
+            self.server.on_connection_closed()
 
     # A client that sends requests but does not read the answers: stop handling its requests
     # (the rest of this read too) until the answers drained, or they pile up without bound.

@@ -19,6 +19,7 @@ from authz.grpc_service import SERVICE
 from authz.keys import KeyRing
 from config.settings import Settings
 from sidecar import container as composition
+from sidecar.balancer import Handoff
 from sidecar.grpc_health import NOT_SERVING, Health
 from sidecar.http_app import build_app
 from sidecar.http_protocol import protocol_for
@@ -31,13 +32,14 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def bind_reuseport(listen: str) -> socket.socket:
-    """A listening socket that several worker processes can share (SO_REUSEPORT)."""
+def bind_listener(listen: str, reuse_port: bool = True) -> socket.socket:
+    """A listening socket; with reuse_port several worker processes can share it (SO_REUSEPORT)."""
     host, port = split_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -54,7 +56,7 @@ Extender = Callable[[composition.Container, CollectorRegistry], list]
 
 
 async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Extender | None = None,
-                on_ready: Callable[[], None] | None = None) -> None:
+                on_ready: Callable[[], None] | None = None, handoff: Handoff | None = None) -> None:
     container = composition.build(settings, keyring)
     registry = CollectorRegistry()
     registry.register(container.metrics)
@@ -63,10 +65,10 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
     routes = (extend or service.routes)(container, registry)
     await container.start()
 
-    grpc_face = await _start_grpc(settings, container)
+    grpc_face = await _start_grpc(settings, container, handoff)
 
     app = build_app(container, registry, routes)
-    sock = bind_reuseport(settings.http_listen)
+    sock = bind_listener(settings.http_listen)
     config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, server_header=False,
                             timeout_graceful_shutdown=max(settings.drain_seconds, 1), loop="none",
                             http=protocol_for(container.http_check))
@@ -102,32 +104,40 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
 class _H2Face:
     """gRPC on the h2 transport (the default)."""
 
-    def __init__(self, settings: Settings, container: composition.Container) -> None:
+    def __init__(self, settings: Settings, container: composition.Container, handoff: Handoff | None) -> None:
         self.health = Health(("", SERVICE))
         self.server = GrpcH2Server({f"/{SERVICE}/Check": container.authz_service.check_message,
                                     "/grpc.health.v1.Health/Check": self.health.check}, max_message=1 << 20)
         self.listen = settings.grpc_listen
+        self.handoff = handoff
 
     async def start(self) -> None:
-        await self.server.start(*split_listen(self.listen))
+        if self.handoff is None:
+            await self.server.start(*split_listen(self.listen))
+        else:  # --workers: the supervisor listens and hands us our share of the connections
+            self.server.on_connection_closed = self.handoff.connection_closed
+            self.handoff.receive(self.server.adopt)
 
     async def stop(self, grace: float) -> None:
         self.health.set(NOT_SERVING)
+        if self.handoff is not None:
+            self.handoff.stop()
         await self.server.stop(grace)
 
 
-async def _start_grpc(settings: Settings, container: composition.Container) -> Any:
+async def _start_grpc(settings: Settings, container: composition.Container, handoff: Handoff | None) -> Any:
     if settings.grpc_server == "grpcio":
         from sidecar.grpcio_face import GrpcioFace  # grpcio costs ~19 MB per worker: only when chosen
 
         face: Any = GrpcioFace(settings, container)
     else:
-        face = _H2Face(settings, container)
+        face = _H2Face(settings, container, handoff)
     await face.start()
     return face
 
 
-def run(settings: Settings, keyring_pem: bytes | None = None, extend: Any = None) -> None:
+def run(settings: Settings, keyring_pem: bytes | None = None, handoff: Handoff | None = None,
+        extend: Any = None) -> None:
     """Entry point of one worker process."""
     from sidecar import logs
 
@@ -138,4 +148,4 @@ def run(settings: Settings, keyring_pem: bytes | None = None, extend: Any = None
     except ImportError:
         pass
     keyring = KeyRing.from_pem(keyring_pem) if keyring_pem else None
-    asyncio.run(serve(settings, keyring, extend))
+    asyncio.run(serve(settings, keyring, extend, handoff=handoff))

@@ -1,4 +1,5 @@
-"""--workers N: N single-loop processes sharing the ports through SO_REUSEPORT."""
+"""--workers N: N single-loop processes. The HTTP port is shared through SO_REUSEPORT; the
+h2 gRPC port is accepted here and balanced over the workers (sidecar/balancer.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 from typing import Any
 
 from authz.keys import KeyRing, private_pem
+from sidecar.balancer import Balancer
 from config.settings import Settings
 
 
@@ -18,11 +20,19 @@ def run_workers(settings: Settings, count: int, target: Any) -> int:
         # one ephemeral key for all workers, or a token minted by one would fail on another
         keyring_pem = private_pem(KeyRing.ephemeral_key(settings.signing_alg).current.private_key)
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=target, args=(settings, keyring_pem), name=f"worker-{i}") for i in range(count)]
+    balancer = None
+    if settings.grpc_server == "h2":
+        from sidecar.server import bind_listener  # bound before any worker: a taken port fails at once
+
+        balancer = Balancer(bind_listener(settings.grpc_listen, reuse_port=False), count, ctx)
+    procs = [ctx.Process(target=target, args=(settings, keyring_pem, balancer.handoff(i) if balancer else None),
+                         name=f"worker-{i}") for i in range(count)]
     stopping: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
         stopping.append(signum)
+        if balancer is not None:
+            balancer.refuse()
         for proc in procs:
             if proc.is_alive() and proc.pid:
                 os.kill(proc.pid, signum)
@@ -35,8 +45,12 @@ def run_workers(settings: Settings, count: int, target: Any) -> int:
             break
         proc.start()
         started.append(proc)
+    if balancer is not None:
+        balancer.started()
     for proc in started:
         proc.join()
+    if balancer is not None:
+        balancer.stop()
     # a worker still starting has no handler yet: the forwarded signal itself ends it, with
     # nothing in flight, and that is the stop that was asked for
     clean = {0} | {-signum for signum in stopping}
