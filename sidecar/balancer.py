@@ -11,14 +11,17 @@ the calls never go through the supervisor.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import multiprocessing
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 log = logging.getLogger("sidecar.balancer")
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Balancer:
         self._closed = ctx.Array("q", count, lock=False)
         self._gone: set[int] = set()
         self._next = 0
+        self._refusing = False
         self._thread: threading.Thread | None = None
 
     def handoff(self, index: int) -> Handoff:
@@ -87,6 +91,7 @@ class Balancer:
     def refuse(self) -> None:
         """Accept no more connections (safe in a signal handler); the workers keep and drain
         the ones they have."""
+        self._refusing = True
         try:
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
         except OSError:
@@ -107,8 +112,13 @@ class Balancer:
         while True:
             try:
                 conn, _ = self.listener.accept()
-            except OSError:
-                return  # stop() shut the listener down
+            except OSError as exc:
+                if self._refusing:
+                    return  # refuse() shut the listener down
+                if exc.errno in _OUT_OF_RESOURCES:  # keep serving; accept again once some are freed
+                    log.warning("cannot accept a gRPC connection", extra={"error": exc.strerror})
+                    time.sleep(0.1)
+                continue  # e.g. a client that reset before we accepted it
             with conn:
                 self._hand(conn)
 

@@ -6,15 +6,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 from typing import Any
 
 from authz.keys import KeyRing, private_pem
-from sidecar.balancer import Balancer
 from config.settings import Settings
+from sidecar.balancer import Balancer
 
 
 def run_workers(settings: Settings, count: int, target: Any) -> int:
-    """Start `count` workers running target(settings, keyring_pem); forward SIGTERM; 0 if all exit 0."""
+    """Start `count` workers running target(settings, keyring_pem, handoff); forward SIGTERM; 0 if
+    all exit 0. handoff is the worker's end of the gRPC balancer (None with `grpc_server: grpcio`)."""
     keyring_pem = None
     if not settings.keys_dir:
         # one ephemeral key for all workers, or a token minted by one would fail on another
@@ -22,9 +24,17 @@ def run_workers(settings: Settings, count: int, target: Any) -> int:
     ctx = multiprocessing.get_context("spawn")
     balancer = None
     if settings.grpc_server == "h2":
-        from sidecar.server import bind_listener  # bound before any worker: a taken port fails at once
+        from sidecar import logs
+        from sidecar.server import bind_listener
 
-        balancer = Balancer(bind_listener(settings.grpc_listen, reuse_port=False), count, ctx)
+        logs.setup(settings.log_level)
+        try:  # bound before any worker starts: a taken port fails at once, and clearly
+            listener = bind_listener(settings.grpc_listen, reuse_port=False)
+        except OSError as exc:
+            print(f"auth-sidecar: cannot listen on grpc_listen {settings.grpc_listen}: {exc.strerror}",
+                  file=sys.stderr)
+            return 2
+        balancer = Balancer(listener, count, ctx)
     procs = [ctx.Process(target=target, args=(settings, keyring_pem, balancer.handoff(i) if balancer else None),
                          name=f"worker-{i}") for i in range(count)]
     stopping: list[int] = []

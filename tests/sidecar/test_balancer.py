@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -117,3 +118,12 @@ def test_a_dead_worker_gets_no_more_connections(two_workers):
         finally:
             c.close()
     s.expected_exit = 1  # a worker died: the supervisor's exit status says so
+
+
+def test_a_taken_grpc_port_is_a_clear_error(tmp_path, keys_dir):
+    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(keys_dir)}, args=["--workers", "2"], tmp=tmp_path)
+    with socket.create_server(("127.0.0.1", s.grpc_port)):
+        s.start(wait_ready=False)
+        assert s.proc.wait(30) == 2
+    assert f"cannot listen on grpc_listen 127.0.0.1:{s.grpc_port}" in s.logs()
+    assert "Traceback" not in s.logs()
