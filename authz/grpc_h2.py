@@ -124,6 +124,7 @@ class _Connection(asyncio.Protocol):
         self.last_stream: int | None = None  # set once draining: later streams are refused
         self.flush_soon = False
         self.writing_paused = False
+        self.answered = 0  # answers of the read being handled
 
     # asyncio.Protocol
 
@@ -170,6 +171,8 @@ class _Connection(asyncio.Protocol):
                     raise w.H2Error(w.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
                 self.preface_seen = True
                 pos = len(w.PREFACE)
+            self.answered = 0
+            first = True
             while end - pos >= 9 and not self.writing_paused:
                 hi, lo, ftype, flags, stream_id = _HEAD.unpack_from(data, pos)
                 length = hi << 16 | lo
@@ -182,7 +185,12 @@ class _Connection(asyncio.Protocol):
                 self._frame(ftype, flags, stream_id & 0x7FFFFFFF, payload)
                 if self.transport is None:  # closed while handling this frame
                     return
-                if len(self.out) >= _FLUSH_AFTER:  # a long read: let the transport push back
+                if first and self.answered and end - pos >= 9:
+                    # the first answer of a read leaves at once: the client handles it while we
+                    # handle the rest (Envoy sends two requests that came in together in one write)
+                    first = False
+                    self._flush()
+                elif len(self.out) >= _FLUSH_AFTER:  # a long read: let the transport push back
                     self._flush()
         except w.H2Error as exc:
             log.debug("HTTP/2 connection error %d: %s", exc.code, exc)
@@ -419,6 +427,7 @@ class _Connection(asyncio.Protocol):
         window = self.windows.get(stream_id)
         if self.transport is None or window is None:
             return  # the client reset the stream meanwhile
+        self.answered += 1
         headers = _HEAD.pack(0, _RESPONSE_HEADERS_LEN, w.HEADERS, w.END_HEADERS, stream_id) + w.RESPONSE_HEADERS
         tail = _HEAD.pack(0, len(trailers), w.HEADERS, w.END_HEADERS | w.END_STREAM, stream_id) + trailers
         if payload is None:

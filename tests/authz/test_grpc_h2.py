@@ -318,3 +318,40 @@ async def test_a_client_that_does_not_read_is_not_answered_into_memory(server):
 async def _until(condition) -> None:
     while not condition():
         await asyncio.sleep(0.01)
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def test_the_first_answer_of_a_read_is_written_before_the_rest_is_handled():
+    # Envoy sends two Checks that arrived together in one write: the first answer must not
+    # wait for the second Check (the proxy works on it meanwhile, on another core)
+    transport = RecordingTransport()
+    seen_by_second: list[bytes] = []
+
+    def record(message: bytes) -> bytes:
+        if message == b"second":
+            seen_by_second.append(b"".join(transport.writes))
+        return message.upper()
+
+    from authz.grpc_h2 import _Connection
+    connection = _Connection(GrpcH2Server({"/t.T/Echo": record}))
+    connection.connection_made(transport)
+    encoder = Encoder()
+    block = encoder.encode([(":method", "POST"), (":scheme", "http"), (":authority", "x"), (":path", "/t.T/Echo"),
+                            ("content-type", "application/grpc")])
+    connection.data_received(w.PREFACE + w.settings({})
+                             + w.frame(w.HEADERS, w.END_HEADERS, 1, block) + w.frame(w.DATA, w.END_STREAM, 1, message(b"first"))
+                             + w.frame(w.HEADERS, w.END_HEADERS, 3, block) + w.frame(w.DATA, w.END_STREAM, 3, message(b"second")))
+    assert len(seen_by_second) == 1 and message(b"FIRST") in seen_by_second[0]
+    assert message(b"SECOND") not in seen_by_second[0]
+    assert message(b"SECOND") in b"".join(transport.writes)
