@@ -178,6 +178,12 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="auth-sidecar-bench-"))
         self.procs: list[Proc] = []
 
+    @property
+    def long_rounds(self) -> int:
+        """Rounds of the rows one hiccup of a shared 2-core host moves most: a p99 is the 50
+        slowest of 5,000 requests, a password round ~350 logins. With --repeat, at least 5."""
+        return max(self.repeat, 5) if self.repeat > 1 else 1
+
     def want(self, row: str) -> bool:
         return self.only is None or row in self.only
 
@@ -277,7 +283,7 @@ class Bench:
             if two:
                 two.stop()
 
-            for rep in range(self.repeat):  # round-robin too: each row is the median of its rounds
+            for rep in range(self.long_rounds):  # round-robin too: each row is the median of its rounds
                 for row, name in (("latency_noauth", "noauth"), ("latency_grpc", "sidecar_grpc"),
                                   ("latency_http", "sidecar_http"), ("latency_floor_grpc", "floor_grpc"),
                                   ("latency_floor_http", "floor_http")):
@@ -323,9 +329,7 @@ class Bench:
             pw_cpu.append((cpu_seconds(pids) - before) / max(rate * d, 1) * 1000)
             return rate
 
-        # alternating, so a drift of the machine hits the hash and us alike; at least 5 rounds:
-        # one is 5 s of ~70 logins/s, and a hiccup of a shared 2-core host moves it by 10 %
-        for rep in range(max(self.repeat, 5) if self.repeat > 1 else 1):
+        for rep in range(self.long_rounds):  # alternating: a drift of the machine hits the hash and us alike
             if pw_script:
                 self.measure("token_password", logins)
                 if "error" not in self.results["token_password"]:
