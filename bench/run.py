@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import socket
 import statistics
 import struct
@@ -30,6 +31,8 @@ ISSUER = "http://127.0.0.1:8080"
 ADMIN = "bench-admin-token"
 ROWS = ["envoy_noauth", "envoy_jwt_authn", "sidecar_grpc_hit", "sidecar_http_hit", "sidecar_grpc_miss",
         "sidecar_http_miss", "floor_grpc", "floor_http", "h2load_grpc_workers1", "h2load_grpc_workers2",
+        "h2load_grpc_workers1_cpu", "h2load_grpc_workers2_cpu", "h2load_grpc_workers1_loader_cpu",
+        "h2load_grpc_workers2_loader_cpu",
         "latency_noauth", "latency_grpc", "latency_http", "latency_floor_grpc", "latency_floor_http",
         "token_client_credentials", "token_password", "token_password_cpu",
         "argon2_alone", "argon2_cpu", "token_refresh", "token_client_credentials_redis", "token_refresh_redis", "rss_100k"]
@@ -274,12 +277,26 @@ class Bench:
             if self.want("h2load_grpc_workers2"):
                 two = Sidecar(self.tmp, base_env, workers=2, tag="w2")
                 self.procs.append(two)
+            spent: dict[str, tuple[float, float]] = {}
+
+            def h2load(row: str, sidecar: Sidecar, d: float) -> float:
+                """Also keeps the CPU µs per request of the sidecar's workers and of h2load."""
+                pids = sidecar.worker_pids()
+                before, loader = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_CHILDREN)
+                rate = loaders.h2load(f"http://127.0.0.1:{sidecar.grpc_port}{check_url}", body, d)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                n = max(rate * d, 1)
+                spent[row] = ((cpu_seconds(pids) - before) / n * 1e6,
+                              (after.ru_utime + after.ru_stime - loader.ru_utime - loader.ru_stime) / n * 1e6)
+                return rate
+
             for rep in range(self.repeat):  # alternating: a drift of the machine hits both alike
-                self.measure("h2load_grpc_workers1",
-                             lambda d: loaders.h2load(f"http://127.0.0.1:{main.grpc_port}{check_url}", body, d))
-                if two:
-                    self.measure("h2load_grpc_workers2",
-                                 lambda d: loaders.h2load(f"http://127.0.0.1:{two.grpc_port}{check_url}", body, d))
+                for row, sidecar in (("h2load_grpc_workers1", main), ("h2load_grpc_workers2", two)):
+                    if sidecar is not None and self.want(row):
+                        self.measure(row, lambda d: h2load(row, sidecar, d))
+                        if "error" not in self.results[row]:  # the timed run's CPU, not the warm-up's
+                            self.record(row + "_cpu", spent[row][0], "µs/req")
+                            self.record(row + "_loader_cpu", spent[row][1], "µs/req")
             if two:
                 two.stop()
 
@@ -395,6 +412,8 @@ def ratios(r: dict) -> dict[str, float | None]:
         "grpc_miss / grpc_hit (>= 0.5)": div("sidecar_grpc_miss", "sidecar_grpc_hit"),
         "http_miss / http_hit (>= 0.5)": div("sidecar_http_miss", "sidecar_http_hit"),
         "h2load workers2 / workers1 (>= 1.6)": div("h2load_grpc_workers2", "h2load_grpc_workers1"),
+        "h2load: sidecar CPU per request, workers2 / workers1": div("h2load_grpc_workers2_cpu",
+                                                                    "h2load_grpc_workers1_cpu"),
         "password / argon2 alone (>= 0.9)": div("token_password", "argon2_alone"),
         "argon2's share of a login's CPU": div("argon2_cpu", "token_password_cpu"),
     }
