@@ -73,15 +73,18 @@ class GrpcH2Server:
 
     def adopt(self, sock: socket.socket) -> None:
         """Serve a connection accepted elsewhere (the supervisor of --workers hands them out)."""
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(loop.connect_accepted_socket(lambda: _Connection(self), sock))
+        task = asyncio.get_running_loop().create_task(self._adopt(sock))
         self.adopting.add(task)
-        task.add_done_callback(self._adopted)
+        task.add_done_callback(self.adopting.discard)
 
-    def _adopted(self, task: asyncio.Task) -> None:
-        self.adopting.discard(task)
-        if not task.cancelled() and task.exception() is not None:  # the client left before we got it
-            log.debug("handed connection not served", extra={"error": type(task.exception()).__name__})
+    async def _adopt(self, sock: socket.socket) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: _Connection(self), sock)
+        except OSError as exc:  # the client left before we got it: it still counts as closed
+            log.debug("handed connection not served", extra={"error": type(exc).__name__})
+            sock.close()
+            if self.on_connection_closed is not None:
+                self.on_connection_closed()
 
     @property
     def port(self) -> int:
