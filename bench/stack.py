@@ -14,11 +14,20 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+_given: set[int] = set()
+
+
 def free_port() -> int:
+    """A free port, never one this process was given before: the kernel may hand the same
+    one out twice in a row, and two listeners on one port fail Envoy's whole config."""
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given:
+            _given.add(port)
+            return port
 
 
 def wait_for(check, timeout: float, what: str) -> None:
