@@ -30,7 +30,6 @@ class Handoff:
 
     index: int
     channel: socket.socket
-    handed: Any  # multiprocessing Array: written by the supervisor only
     closed: Any  # multiprocessing Array: slot i written by worker i only (no lost updates)
 
     def receive(self, adopt: Callable[[socket.socket], None]) -> None:
@@ -69,7 +68,7 @@ class Balancer:
         self.listener = sock
         # SEQPACKET: one message, one connection, whatever the worker reads at once
         self._pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(count)]
-        self._handed = ctx.Array("q", count, lock=False)
+        self._handed = [0] * count  # only this process counts hand-offs
         self._closed = ctx.Array("q", count, lock=False)
         self._gone: set[int] = set()
         self._next = 0
@@ -77,7 +76,7 @@ class Balancer:
         self._thread: threading.Thread | None = None
 
     def handoff(self, index: int) -> Handoff:
-        return Handoff(index, self._pairs[index][1], self._handed, self._closed)
+        return Handoff(index, self._pairs[index][1], self._closed)
 
     def started(self) -> None:
         """Call once the workers exist: drop our copies of their ends (so a dead worker's

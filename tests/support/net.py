@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Callable
 
+from bench.stack import free_port  # one allocator: the bench's never repeats a port either
 
-_given: set[int] = set()
-
-
-def free_port() -> int:
-    """A free port, never one this process was given before (the kernel may repeat one)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _given:
-            _given.add(port)
-            return port
+__all__ = ["free_port", "wait_until"]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
