@@ -125,7 +125,6 @@ class _Connection(asyncio.Protocol):
         self.active: set[int] = set()  # streams whose call is running
         self.highest = 0  # highest stream id the client opened
         self.last_stream: int | None = None  # set once draining: later streams are refused
-        self.flush_soon = False
         self.writing_paused = False
         self.answered = 0  # answers of the read being handled
 
@@ -418,9 +417,9 @@ class _Connection(asyncio.Protocol):
             self._answer(stream_id, None, _trailers(INTERNAL, "internal error"))
         finally:
             self.active.discard(stream_id)
-            if not self.flush_soon:  # answers finished in one loop pass leave in one write
-                self.flush_soon = True
-                asyncio.get_running_loop().call_soon(self._flush)
+            # leaves at once: the next awaited answer of this pass (a signature check, ~100 µs or
+            # more) would hold it back, and the client would wait for the whole batch
+            self._flush()
             if self.last_stream is not None and not self.active and not self.unsent:
                 self.close()
 
@@ -475,7 +474,6 @@ class _Connection(asyncio.Protocol):
             self._send_rest(stream_id)
 
     def _flush(self) -> None:
-        self.flush_soon = False
         if self.transport is not None and self.out:
             out = self.out
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from authz.keys import KeyRing, public_jwk, public_pem
 from authz.request import AuthRequest
@@ -62,6 +64,9 @@ def bad_tokens(ring: KeyRing) -> dict[str, str]:
         "no aud": sign(ring, claims(aud=None)),
         "tampered payload": f"{h}.{tampered_payload}.{s}",
         "signed by another key": attacker_token(kid=kid),
+        "signature one byte short": f"{h}.{p}.{b64(raw_signature(s)[:-1])}",
+        "DER signature": f"{h}.{p}.{b64(der_signature(raw_signature(s)))}",
+        "r and s swapped": f"{h}.{p}.{b64(raw_signature(s)[32:] + raw_signature(s)[:32])}",
         "unknown kid": sign(ring, kid="no-such-kid"),
         "refresh token typ": sign(ring, typ="rt+jwt"),
         "refresh claim": sign(ring, claims(token_use="refresh")),
@@ -78,6 +83,15 @@ def bad_tokens(ring: KeyRing) -> dict[str, str]:
         "string exp": sign(ring, claims(exp="tomorrow")),
         "opaque garbage": "opaque-token-without-dots",
     }
+
+
+def raw_signature(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def der_signature(raw_sig: bytes) -> bytes:
+    """The same ES256 signature in DER, as OpenSSL writes it (JWS wants r || s)."""
+    return encode_dss_signature(int.from_bytes(raw_sig[:32], "big"), int.from_bytes(raw_sig[32:], "big"))
 
 
 def _hmac_with_public_key(kid: str, pub_pem: bytes) -> str:
