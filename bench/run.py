@@ -72,19 +72,22 @@ class Minter:
 
 def wrk_script(tmp: Path, name: str, lines: list[str], request: str) -> Path:
     """A wrk Lua script that cycles through `lines` (one per request); `request` is the Lua
-    expression building the request from `line`."""
+    expression building the request from `line`. Requests are built once, in init (after wrk
+    sets Host): building one per request cost wrk ~50 µs of the two cores, against ~13 µs for
+    its static request, and the rows with a pool would have paid for it."""
     data = tmp / f"{name}.txt"
     data.write_text("\n".join(lines) + "\n")
     script = tmp / f"{name}.lua"
     script.write_text(f"""
-lines = {{}}
-for l in io.lines("{data}") do lines[#lines + 1] = l end
+requests = {{}}
 i = 0
+init = function(args)
+  for line in io.lines("{data}") do requests[#requests + 1] = {request} end
+end
 request = function()
   i = i + 1
-  if i > #lines then i = 1 end
-  local line = lines[i]
-  return {request}
+  if i > #requests then i = 1 end
+  return requests[i]
 end
 """)
     return script
