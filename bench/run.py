@@ -60,14 +60,14 @@ class Minter:
         self.pem = private_pem(ring.current.private_key)
 
     def __call__(self, n: int, prefix: str) -> list[str]:
-        parts = len(os.sched_getaffinity(0))
-        if n < 2000 or parts < 2:
+        cores = len(os.sched_getaffinity(0))
+        if n < 2000 or cores < 2:
             return mint(TokenIssuer(self.ring, self.issuer, self.audience), n, prefix)
-        size = -(-n // parts)
-        with ProcessPoolExecutor(parts, mp_context=multiprocessing.get_context("fork")) as pool:
-            chunks = pool.map(_mint_part, *zip(*[(self.pem, self.issuer, self.audience, min(size, n - start), prefix,
-                                                  start) for start in range(0, n, size)]))
-            return [token for chunk in chunks for token in chunk]
+        size = -(-n // cores)
+        with ProcessPoolExecutor(cores, mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = [pool.submit(_mint_part, self.pem, self.issuer, self.audience, min(size, n - start), prefix, start)
+                     for start in range(0, n, size)]
+            return [token for part in parts for token in part.result()]
 
 
 def wrk_script(tmp: Path, name: str, lines: list[str], request: str) -> Path:
