@@ -65,6 +65,19 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from sidecar.healthcheck import config_path, probe, probe_address
+
+    try:  # exit 1, not serve's 2: a container engine reserves 2
+        settings = load_settings(config_path(args.config))
+    except ConfigError as exc:
+        print(f"unhealthy: config error: {exc}")
+        return 1
+    healthy, what = probe(*probe_address(settings.http_listen), args.path, args.timeout)
+    print(("healthy: " if healthy else "unhealthy: ") + what)
+    return 0 if healthy else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="auth-sidecar", description="Envoy ext_authz server and OAuth 2.0 token service")
     sub = p.add_subparsers(dest="command", required=True)
@@ -73,6 +86,13 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="YAML settings file (also AUTH_SIDECAR_CONFIG)")
     serve.add_argument("--workers", type=int, help="worker processes sharing the ports")
     serve.set_defaults(func=cmd_serve)
+
+    health = sub.add_parser("healthcheck", help="probe the running sidecar's HTTP address (exit 0 healthy, 1 not)")
+    health.add_argument("--config", help="as for serve; default AUTH_SIDECAR_CONFIG or the --config of PID 1's serve")
+    health.add_argument("--path", default="/readyz", choices=["/readyz", "/healthz"],
+                        help="/readyz (default: keys loaded, store answers, not draining) or /healthz (process up)")
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds")
+    health.set_defaults(func=cmd_healthcheck)
 
     token = sub.add_parser("token", help="access tokens").add_subparsers(dest="token_command", required=True)
     mint = token.add_parser("mint", help="sign an access token with the configured keys")
