@@ -10,6 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.charts import istio_schema
+
 from config import load_settings
 from sidecar.http_app import build_app  # noqa: F401  (the probes' paths are served by it)
 
@@ -37,8 +39,8 @@ def scenario(name: str) -> dict:
 
 def test_every_supported_setup_has_a_scenario():
     assert {"default-values.yaml", "sidecar-values.yaml", "external-redis-values.yaml", "bundled-redis-values.yaml",
-            "istio-values.yaml", "existing-secret-values.yaml", "autoscaling-values.yaml",
-            "networkpolicy-servicemonitor-values.yaml"} <= set(SCENARIOS)
+            "istio-values.yaml", "istio-sidecar-values.yaml", "existing-secret-values.yaml",
+            "autoscaling-values.yaml", "networkpolicy-servicemonitor-values.yaml"} <= set(SCENARIOS)
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -48,10 +50,13 @@ def test_scenario_lints_strict_and_validates(name):
     assert not problems, problems
     docs = render(scenario(name))
     for kind, items in docs.items():
-        if kind in ("NOTES", "ServiceMonitor", "AuthorizationPolicy"):
-            continue  # CRDs: no upstream schema in kubernetes-validate
+        if kind in ("NOTES", "ServiceMonitor"):
+            continue  # a CRD with no schema kept here
         for doc in items:
-            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+            if kind in istio_schema.KINDS:  # Istio's own CRD schemas (tests/charts/data/istio)
+                assert istio_schema.errors(doc) == [], (kind, doc["metadata"]["name"])
+            else:
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
 def containers(docs) -> list[dict]:
@@ -144,9 +149,88 @@ def test_istio_policy_names_the_provider_the_notes_register():
 def test_sidecar_mode_renders_snippets_and_no_deployment():
     docs = render(scenario("sidecar-values.yaml"))
     assert "Deployment" not in docs and "Service" not in docs
-    snippets = next(d for d in docs["ConfigMap"] if d["metadata"]["name"].endswith("-snippets"))
-    mesh = yaml.safe_load(snippets["data"]["mesh-config.yaml"])
-    assert mesh["extensionProviders"][0]["envoyExtAuthzGrpc"]["service"] == "127.0.0.1"
+    assert "ServiceEntry" not in docs and "AuthorizationPolicy" not in docs  # istio.enabled is off
+    assert "istio.enabled=true" in docs["NOTES"][0]["text"]
+
+
+def mesh_providers(docs) -> dict[str, tuple[str, dict]]:
+    """Provider name -> (kind of provider, its settings), from the NOTES; the same as the snippet's."""
+    notes = docs["NOTES"][0]["text"]
+    mesh = yaml.safe_load(notes[notes.index("meshConfig:"):notes.index("\n\n", notes.index("meshConfig:"))])
+    providers = mesh["meshConfig"]["extensionProviders"]
+    snippets = [d for d in docs["ConfigMap"] if d["metadata"]["name"].endswith("-snippets")]
+    if snippets:
+        assert yaml.safe_load(snippets[0]["data"]["mesh-config.yaml"])["extensionProviders"] == providers
+    return {p["name"]: next((k, v) for k, v in p.items() if k != "name") for p in providers}
+
+
+def test_sidecar_mode_with_istio_gives_the_provider_hosts_a_loopback_service_entry(tmp_path):
+    # Istio resolves a provider's `service` in its registry (a Service or a ServiceEntry), never
+    # as an IP: istio/istio samples/extauthz/local-ext-authz.yaml does the same.
+    docs = render(scenario("istio-sidecar-values.yaml"))
+    entries = {e["spec"]["hosts"][0]: e for e in docs["ServiceEntry"]}
+    settings = rendered_settings(docs, tmp_path)
+    container_ports = {p["name"]: p["containerPort"] for p in sidecar_container(docs)["ports"]}
+    protocols = {"envoyExtAuthzGrpc": ("GRPC", "grpc", settings.grpc_listen),
+                 "envoyExtAuthzHttp": ("HTTP", "http", settings.http_listen)}
+    providers = mesh_providers(docs)
+    assert {kind for kind, _ in providers.values()} == set(protocols)
+    for kind, provider in providers.values():
+        protocol, port_name, listen = protocols[kind]
+        namespace, host = provider["service"].split("/")
+        entry = entries[host]
+        assert entry["metadata"]["namespace"] == namespace == "auth"
+        assert entry["spec"]["resolution"] == "STATIC" and entry["spec"]["exportTo"] == ["."]
+        assert entry["spec"]["endpoints"] == [{"address": "127.0.0.1"}]
+        assert entry["spec"]["ports"] == [{"name": port_name, "number": provider["port"], "protocol": protocol}]
+        assert provider["port"] == container_ports[port_name] == int(listen.rsplit(":", 1)[1])
+        assert listen.rsplit(":", 1)[0] in ("127.0.0.1", "0.0.0.0")  # reachable on the pod's loopback
+    assert len(entries) == 2
+    policy = docs["AuthorizationPolicy"][0]
+    assert policy["spec"]["provider"]["name"] in providers
+
+
+def test_central_mode_providers_name_the_kubernetes_service():
+    docs = render(scenario("istio-values.yaml"))
+    assert "ServiceEntry" not in docs
+    service = docs["Service"][0]
+    fqdn = f"{service['metadata']['name']}.auth.svc.cluster.local"
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    for kind, provider in mesh_providers(docs).values():
+        assert provider["service"] == fqdn
+        assert provider["port"] == ports["grpc" if kind == "envoyExtAuthzGrpc" else "http"]
+
+
+def istio_policy() -> dict:
+    return render(scenario("istio-values.yaml"))["AuthorizationPolicy"][0]
+
+
+@pytest.mark.parametrize("path,value,problem", [
+    (("spec", "actions"), "CUSTOM", "'actions' was unexpected"),
+    (("spec", "provider", "names"), "auth-sidecar-grpc", "'names' was unexpected"),
+    (("spec", "action"), "CUSTOMS", "is not one of"),
+    (("spec", "rules", 0, "to", 0, "operation", "path"), ["/x"], "'path' was unexpected"),
+    (("spec", "targetRef"), {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"},
+     "only one of targetRefs or selector"),  # a CEL rule of the CRD
+])
+def test_a_wrong_authorization_policy_fails_istio_validation(path, value, problem):
+    policy = istio_policy()
+    assert istio_schema.errors(policy) == []
+    node = policy
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    found = istio_schema.errors(policy)
+    assert any(problem in e for e in found), found
+
+
+def test_a_wrong_service_entry_fails_istio_validation():
+    entry = render(scenario("istio-sidecar-values.yaml"))["ServiceEntry"][0]
+    entry["spec"]["resolution"] = "NONE"  # NONE cannot carry endpoints (a CEL rule)
+    assert any("NONE mode cannot set endpoints" in e for e in istio_schema.errors(entry))
+    entry["spec"]["resolution"] = "STATIC"
+    entry["spec"]["ports"][0]["number"] = 70000
+    assert any("port must be between 1-65535" in e for e in istio_schema.errors(entry))
 
 
 def test_existing_secret_is_used_and_none_is_created():
@@ -163,6 +247,15 @@ def test_generated_signing_key_loads():
     secret = render()["Secret"][0]
     pem = base64.b64decode(secret["data"]["signing-key.pem"])
     serialization.load_pem_private_key(pem, password=None)
+
+
+def test_several_workers_on_memory_store_refuse_to_render():
+    # memory:// lives in each worker process: several would split users, clients and sessions.
+    assert render()["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == ["--workers", "1"]
+    for values in ({"workers": 2}, {"workers": 4, "mode": "sidecar"}):
+        with pytest.raises(helm.HelmError, match=r"workers: \d with store.type=memory \(store_url memory://\)"):
+            render(values)
+    render({"workers": 2, "store": {"type": "bundled"}})  # a shared store: fine
 
 
 def test_several_replicas_on_memory_store_refuse_to_render():

@@ -69,6 +69,9 @@ memory://
 {{- if and (eq .Values.store.type "external") (not .Values.redis.url) -}}
 {{- fail "auth-sidecar: store.type=external needs redis.url" -}}
 {{- end -}}
+{{- if and (gt (int .Values.workers) 1) (eq .Values.store.type "memory") -}}
+{{- fail (printf "auth-sidecar: workers: %v with store.type=memory (store_url memory://): each worker process would keep its own users, clients and sessions; set workers: 1 or a shared store (store.type=external or bundled)" .Values.workers) -}}
+{{- end -}}
 {{- if and (eq .Values.mode "sidecar") .Values.autoscaling.enabled -}}
 {{- fail "auth-sidecar: autoscaling applies to mode=central only" -}}
 {{- end -}}
@@ -130,20 +133,30 @@ volumeMounts:
   emptyDir: {}
 {{- end -}}
 
+{{/* The `service` an extension provider names (dict "root" . "proto" "grpc"|"http"): central mode the
+     Kubernetes Service; sidecar mode the local hostname of a ServiceEntry, namespace-qualified
+     because Istio looks the name up mesh-wide and several namespaces may define it. */}}
+{{- define "auth-sidecar.providerService" -}}
+{{- if eq .root.Values.mode "sidecar" -}}
+{{- printf "%s/%s" .root.Release.Namespace (get .root.Values.istio.localHosts .proto) -}}
+{{- else -}}
+{{- printf "%s.%s.svc.cluster.local" (include "auth-sidecar.fullname" .root) .root.Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The meshConfig.extensionProviders entries (gRPC and HTTP) for this install. */}}
 {{- define "auth-sidecar.extensionProviders" -}}
-{{- $root := .root -}}
 {{- $managed := list "x-tenant-id" "x-org-id" "x-project-id" "x-user-id" "x-client-id" "x-scopes" -}}
 extensionProviders:
-  - name: {{ $root.Values.istio.providerName }}
+  - name: {{ .Values.istio.providerName }}
     envoyExtAuthzGrpc:
-      service: {{ .host }}
-      port: {{ $root.Values.ports.grpc }}
+      service: {{ include "auth-sidecar.providerService" (dict "root" . "proto" "grpc") }}
+      port: {{ .Values.ports.grpc }}
       timeout: 2s
-  - name: {{ $root.Values.istio.providerName }}-http
+  - name: {{ .Values.istio.providerName }}-http
     envoyExtAuthzHttp:
-      service: {{ .host }}
-      port: {{ $root.Values.ports.http }}
+      service: {{ include "auth-sidecar.providerService" (dict "root" . "proto" "http") }}
+      port: {{ .Values.ports.http }}
       pathPrefix: /ext_authz
       timeout: 2s
       includeRequestHeadersInCheck: ["authorization", "x-auth-token", "x-project", "cookie"]
