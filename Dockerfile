@@ -7,6 +7,8 @@ ARG BASE_IMAGE=docker.io/library/python:3.11-slim
 
 # Build stage: a virtualenv with the locked dependencies, then the project, then no pip.
 FROM ${BASE_IMAGE} AS build
+# The package index (or a mirror of it) the build installs from: --build-arg PIP_INDEX_URL=...
+ARG PIP_INDEX_URL=https://pypi.org/simple
 WORKDIR /src
 RUN python3 -m venv /opt/venv
 # Dependencies first: this layer stays cached until constraints.txt changes (.ci/lock).

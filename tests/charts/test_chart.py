@@ -270,3 +270,33 @@ def test_several_replicas_on_memory_store_refuse_to_render():
 def test_schema_rejects_unknown_or_bad_values(values, key):
     with pytest.raises(helm.HelmError, match=re.escape(key)):
         helm.Chart.load(str(CHART)).validate_schema(values)
+
+
+def doc_blocks(name: str) -> list[dict]:
+    """The YAML code blocks of a doc, each document parsed."""
+    text = (CHART.parents[1] / "docs" / name).read_text()
+    out = []
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        out += [d for d in yaml.safe_load_all(block) if d]
+    return out
+
+
+@pytest.mark.parametrize("mode,namespace,values", [
+    ("central", "auth", {"istio": {"enabled": True, "namespace": "apps", "selector": {"app": "orders"},
+                                   "paths": ["/api/*"]}}),
+    ("sidecar", "apps", {"mode": "sidecar", "istio": {"enabled": True, "selector": {"app": "orders"}}}),
+])
+def test_istio_doc_shows_what_the_chart_renders(mode, namespace, values):
+    # docs/istio.md is meant to be copied: its objects and mesh config are the rendered ones.
+    out = helm.Chart.load(str(CHART)).render(values, name="auth", namespace=namespace, is_install=True)
+    rendered = [d for path, text in out.items() if not path.endswith("NOTES.txt")
+                for d in yaml.safe_load_all(text) if d]
+    notes = next(text for path, text in out.items() if path.endswith("NOTES.txt"))
+    mesh = yaml.safe_load(notes[notes.index("meshConfig:"):notes.index("\n\n", notes.index("meshConfig:"))])
+    blocks = doc_blocks("istio.md")
+    assert mesh in [b for b in blocks if "meshConfig" in b]
+    for obj in rendered:
+        if obj["kind"] in istio_schema.KINDS:
+            obj["metadata"] = {k: obj["metadata"][k] for k in ("name", "namespace")}
+            assert obj in blocks, obj["metadata"]
+            assert istio_schema.errors(obj) == []
