@@ -266,7 +266,9 @@ def test_several_replicas_on_memory_store_refuse_to_render():
 
 
 @pytest.mark.parametrize("values,key", [({"replicas": 2}, "replicas"), ({"image": {"tags": "x"}}, "tags"),
-                                        ({"mode": "daemonset"}, "mode"), ({"workers": 0}, "workers")])
+                                        ({"mode": "daemonset"}, "mode"), ({"workers": 0}, "workers"),
+                                        ({"istio": {"localHosts": {"grpc": "127.0.0.1", "http": "a.local"}}},
+                                         "localHosts")])
 def test_schema_rejects_unknown_or_bad_values(values, key):
     with pytest.raises(helm.HelmError, match=re.escape(key)):
         helm.Chart.load(str(CHART)).validate_schema(values)
