@@ -44,3 +44,16 @@ def test_other_algorithms_verify_through_pyjwt(alg):
     key = ring.current.verification
     assert key.verify(jws.signing_input, jws.signature)
     assert not key.verify(jws.signing_input, jws.signature[:-1] + bytes([jws.signature[-1] ^ 1]))
+
+
+def test_a_signature_with_padding_bits_set_is_not_the_same_token():
+    """A last base64url character that differs only in its unused bits decodes to the same signature:
+    accepted, it would be a second string for one token (a new cache entry, a miss on revocation lists)."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    token = SigningKey(thumbprint_kid(private.public_key()), "ES256", private, 0.0).sign({"sub": "alice"}, {})
+    head, _, signature = token.rpartition(".")
+    assert len(signature) % 4 == 2  # 64 bytes: the last character carries 4 unused bits
+    twin = f"{head}.{signature[:-1]}{jose._B64URL[jose._B64URL.index(signature[-1]) | 1]}"
+    jose.parse(token)
+    with pytest.raises(jose.TokenError, match="base64url"):
+        jose.parse(twin)
