@@ -187,6 +187,11 @@ class Settings(BaseModel):
         return self.keys.max_token_lifetime or max(self.access_token_ttl_seconds, 86_400)
 
     @property
+    def signing_key_retention(self) -> float:
+        """How long a retired signing key stays: past the last token it signed, leeway included."""
+        return self.max_token_lifetime + self.leeway_seconds
+
+    @property
     def accepted_audiences(self) -> tuple[str, ...]:
         """Audiences ext_authz accepts: configured ones, else our own issuer."""
         return self.audiences or (self.issuer,)

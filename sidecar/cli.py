@@ -72,7 +72,6 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     import time
 
     from authz.keys import RotationPending, rotate
-    from sidecar.container import key_retention
 
     settings = _settings(args)
     folder = args.dir or settings.keys_dir
@@ -81,7 +80,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
         return 2
     try:
         done = rotate(folder, args.alg or settings.signing_alg, settings.keys.publish_ahead,
-                      key_retention(settings), force=args.force)
+                      settings.signing_key_retention, force=args.force)
     except RotationPending as exc:
         print(f"auth-sidecar: keys rotate: {exc}; wait for it, or pass --force", file=sys.stderr)
         return 1

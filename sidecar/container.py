@@ -30,14 +30,9 @@ from sidecar.store import Store, open_store
 log = logging.getLogger("sidecar")
 
 
-def key_retention(settings: Settings) -> float:
-    """How long a retired key stays: past the last token it signed, leeway included."""
-    return settings.max_token_lifetime + settings.leeway_seconds
-
-
 def load_keyring(settings: Settings) -> KeyRing:
     if settings.keys_dir:
-        return KeyRing.from_dir(settings.keys_dir, key_retention(settings))
+        return KeyRing.from_dir(settings.keys_dir, settings.signing_key_retention)
     ring = KeyRing.ephemeral_key(settings.signing_alg)
     log.warning("no keys_dir: using an ephemeral signing key; tokens die with this process",
                 extra={"kid": ring.current.kid})

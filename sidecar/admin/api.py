@@ -222,8 +222,8 @@ class AdminApi:
 
     def _signing_key_routes(self) -> list[Route]:
         from sidecar.admin.signing_keys import SigningKeysApi
-        from sidecar.container import key_retention
 
-        api = SigningKeysApi(self.ctx.issuer.keyring, self.ctx.settings, key_retention(self.ctx.settings))
+        settings = self.ctx.settings
+        api = SigningKeysApi(self.ctx.issuer.keyring, settings, settings.signing_key_retention)
         return [Route("/admin/keys", self._wrap(api.list), methods=["GET"]),
                 Route("/admin/keys/rotate", self._wrap(api.rotate), methods=["POST"])]
