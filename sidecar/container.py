@@ -21,6 +21,7 @@ from authz.metrics import AuthzMetrics
 from authz.mutation import Mutator
 from authz.policy import RuleBook, Rules
 from authz.verify import IssuerPolicy, JwtVerifier, StaticKeys
+from config import ConfigError
 from config.settings import Settings
 from sidecar.oauth.introspection import StoreIntrospector
 from sidecar.oauth.issuer import TokenIssuer
@@ -86,12 +87,16 @@ class Container:
         fresh = [s for s in sources if s not in self.jwks_sources]
         if fresh:
             await asyncio.gather(*(s.fetch() for s in fresh))
+            failed = [s.uri for s in fresh if not s.loaded]
+            if failed:  # taking it would make this replica unready, and every other one with it
+                raise ConfigError(f"trusted_issuers: jwks_uri {failed[0]} could not be fetched")
         engine, verifier = self.engine, self.engine.verifier
         stale = [s for s in self.jwks_sources if s not in sources]
         # from here to the end: no await, one step for every Check
         verifier.issuers = issuers
         verifier.leeway = new.leeway_seconds
-        engine.rules = _rules(new)
+        if new.routes != old.routes:  # unchanged, the same Rules objects keep the cached decisions
+            engine.rules = _rules(new)
         if (new.headers, new.remove_authorization) != (old.headers, old.remove_authorization):
             engine.set_mutator(_mutator(new))
             self.authz_service.refresh()

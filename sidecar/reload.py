@@ -103,6 +103,9 @@ class Reloader:
         merged = old.model_copy(update={name: getattr(new, name) for name in RELOADABLE})
         try:
             await self.container.reconfigure(merged)
+        except ConfigError as exc:
+            log.error(f"config reload refused: {exc}; the running config stays", extra={"reason": reason})
+            return False
         except Exception as exc:  # built before anything is swapped: the old parts still serve
             log.error(f"config reload refused: {type(exc).__name__}: {str(exc)[:200]}; the running config stays",
                       extra={"reason": reason})

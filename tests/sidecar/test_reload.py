@@ -8,11 +8,13 @@ import signal
 import time
 
 import httpx
+import jwt
 import pytest
 import yaml
 
+from tests.support.jwks_server import IssuerKey, JwksServer
 from tests.support.load import CheckLoad
-from tests.support.net import wait_until
+from tests.support.net import free_port, wait_until
 from tests.support.processes import Sidecar
 
 ROUTES = [{"path_prefix": "/admin", "required_scopes": "read"}]
@@ -99,3 +101,31 @@ def test_workers_reload_on_sighup_and_on_a_changed_file(tmp_path, keys_dir, redi
         assert s.proc.poll() is None
     finally:
         assert s.stop() == 0
+
+
+def test_a_changed_file_adds_a_trusted_issuer_and_an_unreachable_jwks_is_refused(tmp_path, keys_dir):
+    idp = JwksServer()
+    idp.keys.append(IssuerKey())
+    path = tmp_path / "sidecar.yaml"
+    write(path, keys_dir=str(keys_dir), reload_poll_seconds=0.2)
+    s = Sidecar(args=["--config", str(path)], tmp=tmp_path).start()
+    try:
+        key = idp.keys[0]
+        token = jwt.encode({"iss": "https://idp.example", "sub": "u9", "aud": "api", "exp": int(time.time()) + 600},
+                           key.private, algorithm="ES256", headers={"kid": key.kid})
+        assert check(s, token, "/x").status_code == 401  # not trusted yet
+        trusted = [{"issuer": "https://idp.example", "jwks_uri": idp.uri, "audiences": ["api"]}]
+        write(path, keys_dir=str(keys_dir), reload_poll_seconds=0.2, trusted_issuers=trusted)
+        wait_until(lambda: count(s, '"reason": "config file changed"') == 1, 10, "file change applied")
+        allowed = check(s, token, "/x")
+        assert allowed.status_code == 200 and allowed.headers["x-user-id"] == "u9"
+        # a new issuer whose JWKS cannot be fetched: refused, the running issuers stay
+        dead = trusted + [{"issuer": "https://down.example", "jwks_uri": f"http://127.0.0.1:{free_port()}/jwks"}]
+        write(path, keys_dir=str(keys_dir), reload_poll_seconds=0.2, trusted_issuers=dead)
+        wait_until(lambda: count(s, "config reload refused") == 1, 15, "refused")
+        assert "could not be fetched" in s.logs() and s.proc.poll() is None
+        assert httpx.get(s.http + "/readyz").status_code == 200
+        assert check(s, token, "/x").status_code == 200
+    finally:
+        assert s.stop() == 0
+        idp.stop()
