@@ -197,6 +197,7 @@ class KeyRing:
         self.on_change: Callable[[list[str]], None] = lambda events: None
         self.keys: list[SigningKey] = []
         self.by_kid: dict[str, VerificationKey] = {}
+        self.states: list[KeyState] = []
         self.replace(keys)
 
     def replace(self, keys: list[SigningKey]) -> None:
@@ -208,7 +209,7 @@ class KeyRing:
 
     def _advance(self, now: float) -> None:
         plan = key_schedule.plan([k.activation for k in self._all], now, self.retention)
-        before = {s.kid: s.state for s in getattr(self, "states", ())}
+        before = {s.kid: s.state for s in self.states}
         self.states = [KeyState(k.kid, k.alg, state, k.activation, end, k.name)
                        for k, state, end in zip(self._all, plan.states, plan.retires_at)]
         live = [k for k, state in zip(self._all, plan.states) if state != key_schedule.GONE]
