@@ -40,6 +40,11 @@ class Engine:
         self.is_revoked = is_revoked
         self._anonymous = mutator.allow(None, None)
 
+    def set_mutator(self, mutator: Mutator) -> None:
+        """New header names (a reload); the caller drops the cached decisions of the old ones."""
+        self.mutator = mutator
+        self._anonymous = mutator.allow(None, None)
+
     async def decide(self, req: AuthRequest, mode: str = "grpc") -> Decision:
         """The whole decision for one request, the token's own headers included."""
         decision, identity = await self.check(req, mode)

@@ -95,6 +95,10 @@ class AuthorizationService:
         self.engine = engine
         self._own_part = OwnPart(engine.mutator.names.user)
 
+    def refresh(self) -> None:
+        """The engine's header names changed (a reload)."""
+        self._own_part = OwnPart(self.engine.mutator.names.user)
+
     async def check(self, request: pb.CheckRequest, context: object = None) -> bytes:
         answer = self.answer(request)
         return answer if isinstance(answer, bytes) else await answer

@@ -64,6 +64,10 @@ class HttpCheckApp:
         self.engine = engine
         self._user_header = engine.mutator.names.user.encode()
 
+    def refresh(self) -> None:
+        """The engine's header names changed (a reload)."""
+        self._user_header = self.engine.mutator.names.user.encode()
+
     def answer_now(self, method: bytes, path: str, headers: list[tuple[bytes, bytes]], date: bytes
                    ) -> bytes | Awaitable[tuple[Decision, Any]]:
         """The whole HTTP/1.1 response when the check needs no I/O (a cached or a missing

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
+
+from authz import key_schedule
 
 ALGORITHMS = get_default_algorithms()
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
@@ -151,7 +155,8 @@ class SigningKey:
     kid: str
     alg: str
     private_key: Any
-    created: float
+    activation: float | None = None  # when it starts signing (epoch seconds); None: from the start
+    name: str = ""  # its file name, which orders keys that activate together
 
     @property
     def verification(self) -> VerificationKey:
@@ -167,64 +172,200 @@ class SigningKey:
         return jwt.encode(payload, self.private_key, algorithm=self.alg, headers={"kid": self.kid, **headers})
 
 
-class KeyRing:
-    """Our own keys: the newest signs, all verify and are published."""
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    kid: str
+    alg: str
+    state: str  # published | active | retired | gone (authz/key_schedule.py)
+    activates_at: float | None
+    retires_at: float | None
+    name: str
 
-    def __init__(self, keys: list[SigningKey], ephemeral: bool = False) -> None:
+
+class KeyRing:
+    """Our own keys and their life cycle (authz/key_schedule.py): the active key signs; every
+    key that is not gone verifies and is published. The keys change when the folder does
+    (`replace`, from sidecar/key_watch.py) and the states with the clock (`tick`, and a
+    check on `current`, so that the signing key switches on time without a timer)."""
+
+    def __init__(self, keys: list[SigningKey], ephemeral: bool = False, *, retention: float = math.inf,
+                 folder: str | os.PathLike[str] | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.ephemeral = ephemeral
+        self.folder = Path(folder) if folder is not None else None
+        self.retention = retention
+        self._clock = clock
+        self.on_change: Callable[[list[str]], None] = lambda events: None
+        self.keys: list[SigningKey] = []
+        self.by_kid: dict[str, VerificationKey] = {}
+        self.states: list[KeyState] = []
+        self.replace(keys)
+
+    def replace(self, keys: list[SigningKey]) -> None:
+        """A new set of keys (the folder changed); the states follow at once."""
         if not keys:
             raise ValueError("a key ring needs at least one key")
-        self.keys = sorted(keys, key=lambda k: k.created)
-        self.ephemeral = ephemeral
-        self.by_kid = {k.kid: k.verification for k in self.keys}
+        self._all = sorted(keys, key=lambda k: key_schedule.order(k.activation, k.name))
+        self._advance(self._clock())
+
+    def _advance(self, now: float) -> None:
+        plan = key_schedule.plan([k.activation for k in self._all], now, self.retention)
+        before = {s.kid: s.state for s in self.states}
+        self.states = [KeyState(k.kid, k.alg, state, k.activation, end, k.name)
+                       for k, state, end in zip(self._all, plan.states, plan.retires_at)]
+        live = [k for k, state in zip(self._all, plan.states) if state != key_schedule.GONE]
+        old = self.by_kid
+        # the Check path reads by_kid: one reference swapped, never a dict changed in place
+        self.by_kid = {k.kid: old.get(k.kid) or k.verification for k in live}
+        self.keys = live
+        self._jwks = {"keys": [k.jwk for k in reversed(live)]}
+        self._active = self._all[plan.active]
+        self.early = plan.early
+        self._next_change = plan.next_change
+        events = [f"{s.state} {s.kid}" for s in self.states if before.get(s.kid) != s.state]
+        if events and before:
+            self.on_change(events)
+
+    def tick(self) -> None:
+        """Bring the states up to the clock (a key activates, or a retired one is gone)."""
+        if self._clock() >= self._next_change:
+            self._advance(self._clock())
+
+    @property
+    def next_change(self) -> float:
+        return self._next_change
 
     @property
     def current(self) -> SigningKey:
-        return self.keys[-1]
+        """The key that signs now: one clock read per token signed."""
+        if self._clock() >= self._next_change:
+            self._advance(self._clock())
+        return self._active
+
+    async def key_for(self, kid: str | None) -> VerificationKey | None:
+        """The own-issuer key source of the Check path (authz/verify.py), as cheap as a dict."""
+        if kid is None:
+            return next(iter(self.by_kid.values())) if len(self.by_kid) == 1 else None
+        return self.by_kid.get(kid)
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [k.jwk for k in reversed(self.keys)]}
+        return self._jwks
+
+    def rescan(self) -> bool:
+        """Read the folder again; True when the keys changed. Raises ValueError on a bad folder."""
+        if self.folder is None:
+            return False
+        keys = keys_from_files(read_key_files(self.folder), self.folder)
+        if [(k.kid, k.activation, k.name) for k in keys] == [(k.kid, k.activation, k.name) for k in self._all]:
+            return False
+        self.replace(keys)
+        return True
 
     @classmethod
     def ephemeral_key(cls, alg: str) -> "KeyRing":
         private = generate_private_key(alg)
-        return cls([SigningKey(thumbprint_kid(private.public_key()), alg, private, 0.0)], ephemeral=True)
+        return cls([SigningKey(thumbprint_kid(private.public_key()), alg, private)], ephemeral=True)
 
     @classmethod
     def from_pem(cls, pem: bytes) -> "KeyRing":
         """One key from PEM text (hands an ephemeral key from the parent to its workers)."""
         private = serialization.load_pem_private_key(pem, password=None)
         alg = alg_for_key(private.public_key())
-        return cls([SigningKey(thumbprint_kid(private.public_key()), alg, private, 0.0)], ephemeral=True)
+        return cls([SigningKey(thumbprint_kid(private.public_key()), alg, private)], ephemeral=True)
 
     @classmethod
-    def from_dir(cls, path: str | os.PathLike[str]) -> "KeyRing":
-        """Every *.pem private key in the folder; the file's mtime orders them (newest signs)."""
-        keys = []
-        folder = Path(path)
-        if not folder.is_dir():
-            raise ValueError(f"keys_dir {folder} is not a directory")
-        for file in sorted(folder.glob("*.pem")):
-            try:
-                private = serialization.load_pem_private_key(file.read_bytes(), password=None)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"keys_dir: {file.name} is not an unencrypted PEM private key ({exc})") from None
-            public = private.public_key()
-            keys.append(SigningKey(thumbprint_kid(public), alg_for_key(public), private, file.stat().st_mtime))
-        if not keys:
-            raise ValueError(f"keys_dir {folder} holds no *.pem private key")
-        return cls(keys)
+    def from_dir(cls, path: str | os.PathLike[str], retention: float = math.inf,
+                 clock: Callable[[], float] = time.time) -> "KeyRing":
+        """Every *.pem private key in the folder, on the schedule their names carry."""
+        keys = keys_from_files(read_key_files(path), Path(path))
+        return cls(keys, retention=retention, folder=path, clock=clock)
 
 
-def write_new_key(folder: str | os.PathLike[str], alg: str = "ES256") -> Path:
-    """Write a new private key (mode 0600) that will sign from the next start on."""
-    import time
+def read_key_files(path: str | os.PathLike[str]) -> list[tuple[str, bytes]]:
+    """(name, content) of every *.pem in the folder, by name. Symbolic links are followed (a
+    mounted Kubernetes Secret); hidden entries (its `..data`) and half-written files are not."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ValueError(f"keys_dir {folder} is not a directory")
+    files = []
+    for file in sorted(folder.glob("*.pem")):
+        try:
+            files.append((file.name, file.read_bytes()))
+        except FileNotFoundError:  # removed between listing and reading: it is gone
+            continue
+    return files
 
+
+def keys_from_files(files: list[tuple[str, bytes]], folder: Path) -> list[SigningKey]:
+    keys = []
+    for name, data in files:
+        try:
+            private = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"keys_dir: {name} is not an unencrypted PEM private key ({exc})") from None
+        public = private.public_key()
+        keys.append(SigningKey(thumbprint_kid(public), alg_for_key(public), private,
+                               key_schedule.activation_from_name(name), name))
+    if not keys:
+        raise ValueError(f"keys_dir {folder} holds no *.pem private key")
+    return keys
+
+
+def write_new_key(folder: str | os.PathLike[str], alg: str = "ES256", activation: float | None = None) -> Path:
+    """Write a new private key (mode 0600) that signs from `activation` (default: now). The
+    file appears whole (written aside, then renamed): a watcher never reads half a key."""
     private = generate_private_key(alg)
     kid = thumbprint_kid(private.public_key())
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
-    file = target / f"{time.strftime('%Y%m%dT%H%M%S')}-{kid}.pem"
-    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private_pem(private))
+    file = target / key_schedule.name_for(math.floor(time.time()) if activation is None else activation, kid)
+    scratch = target / f".{file.name}.tmp"
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(private_pem(private))
+        os.link(scratch, file)  # fails if the name exists: never overwrites a key
+    finally:
+        os.unlink(scratch)
     return file
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    file: Path
+    kid: str
+    activates_at: float
+    pruned: tuple[str, ...]
+
+
+class RotationPending(Exception):
+    """A rotation is already scheduled: its key has not activated yet."""
+
+
+def rotate(folder: str | os.PathLike[str], alg: str, publish_ahead: float, retention: float,
+           force: bool = False, clock: Callable[[], float] = time.time) -> Rotation:
+    """Schedule a new key publish_ahead from now (at once in a folder with no key signing
+    yet), and delete the files of keys that are gone."""
+    now = clock()
+    folder = Path(folder)
+    try:
+        ring: KeyRing | None = KeyRing.from_dir(folder, retention, clock)
+    except ValueError:
+        if folder.exists() and any(folder.glob("*.pem")):
+            raise
+        ring = None  # an empty or new folder: the first key signs at once
+    pruned = []
+    activation = float(math.floor(now))
+    if ring is not None:
+        pending = [s for s in ring.states if s.state == key_schedule.PUBLISHED]
+        if pending and not force:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pending[-1].activates_at or now))
+            raise RotationPending(f"key {pending[-1].kid} is already scheduled to sign from {when}")
+        if not ring.early:
+            activation = now + publish_ahead
+        for state in ring.states:
+            if state.state == key_schedule.GONE:
+                (folder / state.name).unlink(missing_ok=True)
+                pruned.append(state.kid)
+    file = write_new_key(folder, alg, activation)
+    kid = file.name[len("YYYYmmddTHHMMSSZ-"):-len(".pem")]
+    return Rotation(file, kid, float(math.ceil(activation)), tuple(pruned))

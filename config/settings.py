@@ -110,6 +110,19 @@ class PasswordHashing(BaseModel):
     parallelism: int = Field(1, ge=1)
 
 
+class KeySettings(BaseModel):
+    """The signing keys' life cycle (keys_dir): published -> active -> retired -> gone."""
+
+    model_config = _FROZEN
+    # a new key is in the JWKS this long before it signs: longer than any JWKS consumer caches
+    publish_ahead: float = Field(900.0, ge=0)
+    # how often keys_dir is read for new, changed or removed files
+    poll_seconds: float = Field(5.0, gt=0)
+    # the longest lifetime of a token this service signs (tokens asking more are cut to it);
+    # unset: access_token_ttl_seconds or one day, whichever is longer (a client's maximum)
+    max_token_lifetime: int | None = Field(None, ge=1)
+
+
 class Settings(BaseModel):
     model_config = _FROZEN
 
@@ -122,10 +135,13 @@ class Settings(BaseModel):
     store_url: str = "memory://"
     keys_dir: str | None = None
     signing_alg: Literal["ES256", "RS256", "EdDSA"] = "ES256"
+    keys: KeySettings = KeySettings()
     admin_token: SecretStr | None = None
     audiences: tuple[str, ...] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     drain_seconds: float = Field(10.0, ge=0)
+    # how often the config file is checked for changes (reloaded like on SIGHUP); 0 = only SIGHUP
+    reload_poll_seconds: float = Field(5.0, ge=0)
 
     # ext_authz
     leeway_seconds: float = Field(30.0, ge=0, le=600)
@@ -164,6 +180,16 @@ class Settings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @property
+    def max_token_lifetime(self) -> int:
+        """The longest a token we sign lives: a retired key is kept this long (plus leeway)."""
+        return self.keys.max_token_lifetime or max(self.access_token_ttl_seconds, 86_400)
+
+    @property
+    def signing_key_retention(self) -> float:
+        """How long a retired signing key stays: past the last token it signed, leeway included."""
+        return self.max_token_lifetime + self.leeway_seconds
 
     @property
     def accepted_audiences(self) -> tuple[str, ...]:

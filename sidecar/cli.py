@@ -20,7 +20,18 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import functools
+    import os
+    import signal
+
+    # SIGHUP reloads once a worker serves; until then it is ignored (workers inherit that)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     settings = _settings(args, workers=args.workers)
+    if settings.workers > 1 and settings.store_url.startswith("memory://"):
+        print(f"auth-sidecar: config error: workers: {settings.workers} workers cannot share store_url "
+              "memory:// (each would keep its own tenants, clients and tokens); use a redis:// store_url "
+              "or workers: 1", file=sys.stderr)
+        return 2
     try:
         from sidecar.container import load_keyring  # validate keys before forking workers
         if settings.keys_dir:
@@ -29,11 +40,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"auth-sidecar: config error: keys_dir: {exc}", file=sys.stderr)
         return 2
     from sidecar import server
+    from sidecar.reload import SettingsSource
 
+    source = SettingsSource(args.config or os.environ.get("AUTH_SIDECAR_CONFIG"),
+                            {"workers": args.workers} if args.workers else {})
     if settings.workers > 1:
         from sidecar.workers import run_workers
-        return run_workers(settings, settings.workers, server.run)
-    server.run(settings)
+        return run_workers(settings, settings.workers, functools.partial(server.run, source=source))
+    server.run(settings, source=source)
     return 0
 
 
@@ -45,11 +59,38 @@ def cmd_token_mint(args: argparse.Namespace) -> int:
     keyring = load_keyring(settings)
     if keyring.ephemeral:
         print("auth-sidecar: warning: no keys_dir, the token is signed with a throwaway key", file=sys.stderr)
-    issuer = TokenIssuer(keyring, settings.issuer, args.aud or settings.accepted_audiences[0])
+    issuer = TokenIssuer(keyring, settings.issuer, args.aud or settings.accepted_audiences[0],
+                         settings.max_token_lifetime)
     issued = issuer.access_token(subject=args.sub, client_id=args.client_id, tenant=args.tenant,
                                  scope=" ".join(args.scope or []).split(), ttl=args.ttl, org_id=args.org,
                                  project_ids=args.project or [])
     print(json.dumps({"access_token": issued.token, "claims": issued.claims}) if args.json else issued.token)
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    import time
+
+    from authz.keys import RotationPending, rotate
+
+    settings = _settings(args)
+    folder = args.dir or settings.keys_dir
+    if not folder:
+        print("auth-sidecar: keys rotate needs --dir or keys_dir", file=sys.stderr)
+        return 2
+    try:
+        done = rotate(folder, args.alg or settings.signing_alg, settings.keys.publish_ahead,
+                      settings.signing_key_retention, force=args.force)
+    except RotationPending as exc:
+        print(f"auth-sidecar: keys rotate: {exc}; wait for it, or pass --force", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"auth-sidecar: keys rotate: {exc}", file=sys.stderr)
+        return 1
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(done.activates_at))
+    print(json.dumps({"file": str(done.file), "kid": done.kid, "activates_at": when, "pruned": list(done.pruned)})
+          if args.json else f"{done.file}\nkid {done.kid} is published now and signs from {when}"
+          + "".join(f"\nremoved {kid} (retired, its last token has expired)" for kid in done.pruned))
     return 0
 
 
@@ -109,11 +150,20 @@ def parser() -> argparse.ArgumentParser:
     mint.set_defaults(func=cmd_token_mint)
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(dest="keys_command", required=True)
-    gen = keys.add_parser("generate", help="write a new private key; the newest signs")
+    gen = keys.add_parser("generate", help="write a new private key that signs at once "
+                                                "(a new folder; a running deployment uses rotate)")
     gen.add_argument("--config")
     gen.add_argument("--dir")
     gen.add_argument("--alg", choices=["ES256", "RS256", "EdDSA"])
     gen.set_defaults(func=cmd_keys_generate)
+    rot = keys.add_parser("rotate", help="schedule a new signing key keys.publish_ahead from now; "
+                                         "remove keys whose last token has expired")
+    rot.add_argument("--config")
+    rot.add_argument("--dir")
+    rot.add_argument("--alg", choices=["ES256", "RS256", "EdDSA"])
+    rot.add_argument("--force", action="store_true", help="even when a scheduled key has not activated yet")
+    rot.add_argument("--json", action="store_true")
+    rot.set_defaults(func=cmd_keys_rotate)
 
     from sidecar.admin.cli import add_parser
     add_parser(sub)

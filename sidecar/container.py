@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -20,6 +21,7 @@ from authz.metrics import AuthzMetrics
 from authz.mutation import Mutator
 from authz.policy import RuleBook, Rules
 from authz.verify import IssuerPolicy, JwtVerifier, StaticKeys
+from config import ConfigError
 from config.settings import Settings
 from sidecar.oauth.introspection import StoreIntrospector
 from sidecar.oauth.issuer import TokenIssuer
@@ -31,7 +33,7 @@ log = logging.getLogger("sidecar")
 
 def load_keyring(settings: Settings) -> KeyRing:
     if settings.keys_dir:
-        return KeyRing.from_dir(settings.keys_dir)
+        return KeyRing.from_dir(settings.keys_dir, settings.signing_key_retention)
     ring = KeyRing.ephemeral_key(settings.signing_alg)
     log.warning("no keys_dir: using an ephemeral signing key; tokens die with this process",
                 extra={"kid": ring.current.kid})
@@ -73,6 +75,44 @@ class Container:
                 return False
         return True
 
+    async def reconfigure(self, new: Settings) -> None:
+        """Apply the reloadable part of `new` (sidecar/reload.py: RELOADABLE): the new engine
+        parts are built first (new JWKS fetched once), then swapped in one step with no await
+        in between, so that no Check sees half of each. Cached decisions made under other
+        issuers or header names are dropped; route changes keep the cache (decisions are
+        remembered per rules)."""
+        old = self.settings
+        reuse = {} if new.jwks != old.jwks else {s.uri: s for s in self.jwks_sources}
+        issuers, sources = _issuers(new, self.keyring, self.http_client, self.metrics, reuse)
+        fresh = [s for s in sources if s not in self.jwks_sources]
+        if fresh:
+            await asyncio.gather(*(s.fetch() for s in fresh))
+            failed = [s.uri for s in fresh if not s.loaded]
+            if failed:  # taking it would make this replica unready, and every other one with it
+                raise ConfigError(f"trusted_issuers: jwks_uri {failed[0]} could not be fetched")
+        engine, verifier = self.engine, self.engine.verifier
+        stale = [s for s in self.jwks_sources if s not in sources]
+        # from here to the end: no await, one step for every Check
+        verifier.issuers = issuers
+        verifier.leeway = new.leeway_seconds
+        if new.routes != old.routes:  # unchanged, the same Rules objects keep the cached decisions
+            engine.rules = _rules(new)
+        if (new.headers, new.remove_authorization) != (old.headers, old.remove_authorization):
+            engine.set_mutator(_mutator(new))
+            self.authz_service.refresh()
+            self.http_check.refresh()
+        if new.token_sources != old.token_sources:
+            engine.extractor = _extractor(new)
+        if (new.trusted_issuers, new.headers, new.remove_authorization, new.leeway_seconds) != (
+                old.trusted_issuers, old.headers, old.remove_authorization, old.leeway_seconds):
+            self.cache.clear()
+        self.jwks_sources = sources
+        self.settings = new
+        for source in fresh:
+            source.start()
+        for source in stale:
+            await source.stop()
+
     async def close(self) -> None:
         for source in self.jwks_sources:
             await source.stop()
@@ -90,18 +130,7 @@ def build(settings: Settings, keyring: KeyRing | None = None,
     keyring = keyring or load_keyring(settings)
     metrics = AuthzMetrics()
     http_client = httpx.AsyncClient(timeout=settings.jwks.timeout_seconds, follow_redirects=False)
-    own = IssuerPolicy(settings.issuer, StaticKeys(keyring.by_kid), settings.accepted_audiences,
-                       require_at_jwt=True)
-    issuers = {settings.issuer: own}
-    jwks_sources = []
-    for trusted in settings.trusted_issuers:
-        if trusted.jwks_uri:
-            keys: Any = JwksSource(trusted.jwks_uri, http_client, settings.jwks.refresh_seconds,
-                                   settings.jwks.unknown_kid_cooldown_seconds, on_fetch=metrics.jwks_fetch)
-            jwks_sources.append(keys)
-        else:
-            keys = StaticKeys({k.kid: key_from_pem(k.kid, k.alg, k.pem) for k in trusted.keys})
-        issuers[trusted.issuer] = IssuerPolicy(trusted.issuer, keys, trusted.audiences or settings.accepted_audiences)
+    issuers, jwks_sources = _issuers(settings, keyring, http_client, metrics)
     verifier = JwtVerifier(issuers, leeway=settings.leeway_seconds)
     verifier.on_unknown_kid = lambda: setattr(metrics, "unknown_kid", metrics.unknown_kid + 1)
     store = open_store(settings.store_url)
@@ -111,16 +140,46 @@ def build(settings: Settings, keyring: KeyRing | None = None,
         chain.append(RemoteIntrospector(i.url, i.client_id, i.client_secret.get_secret_value(), http_client,
                                         settings.cache.ttl_seconds))
     cache = TokenCache(settings.cache.max_entries, settings.cache.ttl_seconds, settings.cache.negative_ttl_seconds)
-    rules = RuleBook((r.path_prefix, Rules.make(r.required_scopes, r.audience, r.allow_anonymous, r.tenant))
-                     for r in settings.routes)
-    engine = Engine(TokenExtractor(settings.token_sources.cookie, settings.token_sources.query_param),
-                    verifier, cache, rules, Mutator(settings.headers, settings.remove_authorization), metrics,
+    engine = Engine(_extractor(settings), verifier, cache, _rules(settings), _mutator(settings), metrics,
                     introspector=ChainIntrospector(chain), is_revoked=_revocation_check(settings, store))
     return Container(
         settings=settings, keyring=keyring, http_client=http_client, metrics=metrics, cache=cache, engine=engine,
         authz_service=AuthorizationService(engine), http_check=HttpCheckApp(engine),
-        issuer=TokenIssuer(keyring, settings.issuer, settings.accepted_audiences[0]), jwks_sources=jwks_sources,
-        store=store, revoker=Revoker(store, cache), readiness=[store.ping])
+        issuer=TokenIssuer(keyring, settings.issuer, settings.accepted_audiences[0], settings.max_token_lifetime),
+        jwks_sources=jwks_sources, store=store, revoker=Revoker(store, cache), readiness=[store.ping])
+
+
+def _issuers(settings: Settings, keyring: KeyRing, http_client: httpx.AsyncClient, metrics: AuthzMetrics,
+             reuse: dict[str, JwksSource] | None = None) -> tuple[dict[str, IssuerPolicy], list[JwksSource]]:
+    """Our own issuer and the trusted ones; `reuse`: running JWKS sources by URI (a reload)."""
+    # the key ring itself is the key source: keys it publishes or retires apply at once
+    own = IssuerPolicy(settings.issuer, keyring, settings.accepted_audiences, require_at_jwt=True)
+    issuers = {settings.issuer: own}
+    jwks_sources = []
+    for trusted in settings.trusted_issuers:
+        if trusted.jwks_uri:
+            keys: Any = (reuse or {}).get(trusted.jwks_uri) or JwksSource(
+                trusted.jwks_uri, http_client, settings.jwks.refresh_seconds,
+                settings.jwks.unknown_kid_cooldown_seconds, on_fetch=metrics.jwks_fetch)
+            if keys not in jwks_sources:
+                jwks_sources.append(keys)
+        else:
+            keys = StaticKeys({k.kid: key_from_pem(k.kid, k.alg, k.pem) for k in trusted.keys})
+        issuers[trusted.issuer] = IssuerPolicy(trusted.issuer, keys, trusted.audiences or settings.accepted_audiences)
+    return issuers, jwks_sources
+
+
+def _rules(settings: Settings) -> RuleBook:
+    return RuleBook((r.path_prefix, Rules.make(r.required_scopes, r.audience, r.allow_anonymous, r.tenant))
+                    for r in settings.routes)
+
+
+def _extractor(settings: Settings) -> TokenExtractor:
+    return TokenExtractor(settings.token_sources.cookie, settings.token_sources.query_param)
+
+
+def _mutator(settings: Settings) -> Mutator:
+    return Mutator(settings.headers, settings.remove_authorization)
 
 
 def _revocation_check(settings: Settings, store: Store):

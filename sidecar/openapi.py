@@ -11,6 +11,10 @@ def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, 
 
 _S = {"type": "string"}
 _LIST = {"type": "array", "items": _S}
+_SIGNING_KEY = {"type": "object", "properties": {
+    "kid": {"type": "string"}, "alg": {"type": "string"},
+    "state": {"type": "string", "enum": ["published", "active", "retired", "gone"]},
+    "activates_at": {"type": ["string", "null"]}, "retires_at": {"type": ["string", "null"]}}}
 _ERROR = {"description": "error", "content": {"application/json": {"schema": _obj(
     {"error": _S, "error_description": _S}, ["error"])}}}
 
@@ -26,6 +30,10 @@ def _admin(summary: str, body: dict[str, Any] | None, answer: dict[str, Any], co
     if body is not None:
         op["requestBody"] = _json(body)
     return op
+
+
+def _answer(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": "ok", "content": {"application/json": {"schema": schema}}}
 
 
 def _delete(summary: str) -> dict[str, Any]:
@@ -93,5 +101,17 @@ def openapi_document(issuer: str) -> dict[str, Any]:
             "/admin/service-users/{id}/keys/{kid}": {
                 "get": _admin("the public key as a JWK", None, {"type": "object"}, code="200"),
                 **_delete("delete a key")},
+            "/admin/keys": {"get": {"summary": "our signing keys and their life-cycle state",
+                                    "security": [{"admin": []}], "responses": {
+                                        "200": _answer(_obj({"keys": {"type": "array", "items": _SIGNING_KEY}},
+                                                            ["keys"])), "401": _ERROR}}},
+            "/admin/keys/rotate": {"post": {
+                "summary": "schedule a new signing key keys.publish_ahead from now in keys_dir",
+                "security": [{"admin": []}], "responses": {
+                    "201": _answer(_obj({"kid": _S, "activates_at": _S, "pruned": _LIST,
+                                         "keys": {"type": "array", "items": _SIGNING_KEY}}, ["kid", "activates_at"])),
+                    "401": _ERROR,
+                    "409": {**_ERROR, "description": "keys_dir not writable, an ephemeral key, or a rotation pending"},
+                }}},
         },
     }

@@ -23,6 +23,8 @@ from sidecar.balancer import Handoff
 from sidecar.grpc_health import NOT_SERVING, Health
 from sidecar.http_app import build_app
 from sidecar.http_protocol import protocol_for
+from sidecar.key_watch import KeyWatcher
+from sidecar.reload import Reloader, SettingsSource
 
 log = logging.getLogger("sidecar.server")
 
@@ -56,7 +58,8 @@ Extender = Callable[[composition.Container, CollectorRegistry], list]
 
 
 async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Extender | None = None,
-                on_ready: Callable[[], None] | None = None, handoff: Handoff | None = None) -> None:
+                on_ready: Callable[[], None] | None = None, handoff: Handoff | None = None,
+                source: SettingsSource | None = None) -> None:
     container = composition.build(settings, keyring)
     registry = CollectorRegistry()
     registry.register(container.metrics)
@@ -79,6 +82,12 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloader = Reloader(container, source, settings.reload_poll_seconds)
+    loop.add_signal_handler(signal.SIGHUP, _on_hup(reloader))
+    reloader.start()
+    key_watcher = KeyWatcher(container.keyring, settings.keys.poll_seconds) if container.keyring.folder else None
+    if key_watcher is not None:
+        key_watcher.start()
     while not http_server.started and not http_task.done():
         await asyncio.sleep(0.01)
     # everything built so far lives as long as the process: out of the collector's sight, a
@@ -93,12 +102,22 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
 
     log.info("draining")
     container.draining = True
+    await reloader.stop()
+    if key_watcher is not None:
+        await key_watcher.stop()
     # not serving first, then new calls are refused and in-flight ones finish within the grace
     await grpc_face.stop(settings.drain_seconds)
     http_server.should_exit = True
     await http_task
     await container.close()
     log.info("stopped")
+
+
+def _on_hup(reloader: Reloader) -> Callable[[], None]:
+    def hup() -> None:
+        log.info("SIGHUP: reloading the config")
+        reloader.request()
+    return hup
 
 
 class _H2Face:
@@ -137,7 +156,7 @@ async def _start_grpc(settings: Settings, container: composition.Container, hand
 
 
 def run(settings: Settings, keyring_pem: bytes | None = None, handoff: Handoff | None = None,
-        extend: Any = None) -> None:
+        extend: Any = None, source: SettingsSource | None = None) -> None:
     """Entry point of one worker process."""
     from sidecar import logs
 
@@ -148,4 +167,4 @@ def run(settings: Settings, keyring_pem: bytes | None = None, handoff: Handoff |
     except ImportError:
         pass
     keyring = KeyRing.from_pem(keyring_pem) if keyring_pem else None
-    asyncio.run(serve(settings, keyring, extend, handoff=handoff))
+    asyncio.run(serve(settings, keyring, extend, handoff=handoff, source=source))

@@ -49,6 +49,8 @@ def run_workers(settings: Settings, count: int, target: Any) -> int:
 
     signal.signal(signal.SIGTERM, forward)  # before any worker exists: none can be missed
     signal.signal(signal.SIGINT, forward)
+    # SIGHUP (reload) is ignored while workers start, and they inherit that until they serve
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     started = []
     for proc in procs:
         if stopping:  # asked to stop while starting: start no more
@@ -57,6 +59,13 @@ def run_workers(settings: Settings, count: int, target: Any) -> int:
         started.append(proc)
     if balancer is not None:
         balancer.started()
+
+    def reload(signum: int, _frame: Any) -> None:
+        for proc in started:
+            if proc.is_alive() and proc.pid:
+                os.kill(proc.pid, signum)
+
+    signal.signal(signal.SIGHUP, reload)
     for proc in started:
         proc.join()
     if balancer is not None:

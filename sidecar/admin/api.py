@@ -217,4 +217,13 @@ class AdminApi:
             Route("/admin/service-users/{id}/keys", w(self.create_key), methods=["POST"]),
             Route("/admin/service-users/{id}/keys/{kid}", w(self.get_key), methods=["GET"]),
             Route("/admin/service-users/{id}/keys/{kid}", w(self.delete_key), methods=["DELETE"]),
+            *self._signing_key_routes(),
         ]
+
+    def _signing_key_routes(self) -> list[Route]:
+        from sidecar.admin.signing_keys import SigningKeysApi
+
+        settings = self.ctx.settings
+        api = SigningKeysApi(self.ctx.issuer.keyring, settings, settings.signing_key_retention)
+        return [Route("/admin/keys", self._wrap(api.list), methods=["GET"]),
+                Route("/admin/keys/rotate", self._wrap(api.rotate), methods=["POST"])]

@@ -18,15 +18,19 @@ class IssuedToken:
 
 
 class TokenIssuer:
-    def __init__(self, keyring: KeyRing, issuer: str, audience: str) -> None:
+    def __init__(self, keyring: KeyRing, issuer: str, audience: str, max_ttl: int | None = None) -> None:
         self.keyring = keyring
         self.issuer = issuer
         self.audience = audience
+        # a retired signing key is kept only this long: no token may outlive it
+        self.max_ttl = max_ttl
 
     def access_token(self, *, subject: str, client_id: str, tenant: str | None, scope: Iterable[str],
                      ttl: int, org_id: str | None = None, project_ids: Iterable[str] = (),
                      extra: dict[str, Any] | None = None) -> IssuedToken:
         now = int(time.time())
+        if self.max_ttl is not None and ttl > self.max_ttl:
+            ttl = self.max_ttl
         claims: dict[str, Any] = {
             "iss": self.issuer, "sub": subject, "aud": self.audience, "exp": now + ttl, "iat": now,
             "nbf": now, "jti": secrets.token_urlsafe(16), "client_id": client_id,

@@ -62,8 +62,9 @@ class Channel:
 
 
 @pytest.fixture
-def two_workers(tmp_path, keys_dir):
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(keys_dir)}, args=["--workers", "2"], tmp=tmp_path).start()
+def two_workers(tmp_path, keys_dir, redis_server):
+    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(keys_dir), "AUTH_SIDECAR_STORE_URL": redis_server.url},
+                args=["--workers", "2"], tmp=tmp_path).start()
     wait_until(lambda: s.logs().count('"msg": "serving"') == 2, what="both workers serving")
     s.expected_exit = 0
     yield s
@@ -120,8 +121,9 @@ def test_a_dead_worker_gets_no_more_connections(two_workers):
     s.expected_exit = 1  # a worker died: the supervisor's exit status says so
 
 
-def test_a_taken_grpc_port_is_a_clear_error(tmp_path, keys_dir):
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(keys_dir)}, args=["--workers", "2"], tmp=tmp_path)
+def test_a_taken_grpc_port_is_a_clear_error(tmp_path, keys_dir, redis_server):
+    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(keys_dir), "AUTH_SIDECAR_STORE_URL": redis_server.url},
+                args=["--workers", "2"], tmp=tmp_path)
     with socket.create_server(("127.0.0.1", s.grpc_port)):
         s.start(wait_ready=False)
         assert s.proc.wait(30) == 2

@@ -84,8 +84,9 @@ def test_health_watch_is_unimplemented_on_h2(tmp_path):
         assert s.stop() == 0
 
 
-def test_workers_share_ports_and_key(tmp_path, keys_dir):
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(keys_dir)}, args=["--workers", "2"], tmp=tmp_path).start()
+def test_workers_share_ports_and_key(tmp_path, keys_dir, redis_server):
+    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(keys_dir), "AUTH_SIDECAR_STORE_URL": redis_server.url},
+                args=["--workers", "2"], tmp=tmp_path).start()
     try:
         token = s.mint("--sub", "u1", "--tenant", "t")
         # new connections land on either worker: every one of them accepts the token
@@ -99,8 +100,8 @@ def test_workers_share_ports_and_key(tmp_path, keys_dir):
         assert s.stop() == 0
 
 
-def test_ephemeral_key_is_shared_by_workers(tmp_path):
-    s = Sidecar(args=["--workers", "2"], tmp=tmp_path).start()
+def test_ephemeral_key_is_shared_by_workers(tmp_path, redis_server):
+    s = Sidecar(env={"AUTH_SIDECAR_STORE_URL": redis_server.url}, args=["--workers", "2"], tmp=tmp_path).start()
     try:
         kids = {httpx.Client().get(s.http + "/.well-known/jwks.json").json()["keys"][0]["kid"] for _ in range(8)}
         assert len(kids) == 1

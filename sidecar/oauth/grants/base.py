@@ -66,6 +66,7 @@ def access_ttl(ctx: OAuthContext, client: Client | None, params: dict[str, str])
     """The client's lifetime (or the default); a request may ask for a shorter one, never longer."""
     limit = (client.access_token_ttl if client and client.access_token_ttl else None) \
         or ctx.settings.access_token_ttl_seconds
+    limit = min(limit, ctx.settings.max_token_lifetime)  # signing keys are kept no longer
     asked = params.get("expires_in")
     if asked is None or asked == "":
         return limit
