@@ -210,6 +210,18 @@ class Bench:
         self.samples: dict[str, list[float]] = {}
         self.tmp = Path(tempfile.mkdtemp(prefix="auth-sidecar-bench-"))
         self.procs: list[Proc] = []
+        self._redis_url: str | None = None
+
+    def redis_url(self) -> str:
+        """One redis-server for every row that needs a shared store (started on first use): several
+        workers cannot share the memory store, and serve refuses to start them on it."""
+        if self._redis_url is None:
+            port = free_port()
+            self.procs.append(Proc(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]))
+            import redis as redis_lib
+            wait_for(lambda: redis_lib.Redis(port=port).ping(), 10, "redis")
+            self._redis_url = f"redis://127.0.0.1:{port}/0"
+        return self._redis_url
 
     @property
     def long_rounds(self) -> int:
@@ -307,7 +319,7 @@ class Bench:
             check_url = "/envoy.service.auth.v3.Authorization/Check"
             two = None
             if self.want("h2load_grpc_workers2"):
-                two = Sidecar(self.tmp, base_env, workers=2, tag="w2")
+                two = Sidecar(self.tmp, {**base_env, "AUTH_SIDECAR_STORE_URL": self.redis_url()}, workers=2, tag="w2")
                 self.procs.append(two)
             spent: dict[str, tuple[float, float]] = {}
 
@@ -401,14 +413,8 @@ class Bench:
         # (row suffix, env, workers): the memory store lives in one process; with Redis shared
         # by all workers the service runs one worker per core, as a deployment on 2 cores would
         stores = [("", {}, 1)]
-        redis = None
         if any(self.want(r) for r in ("token_client_credentials_redis", "token_refresh_redis")):
-            port = free_port()
-            redis = Proc(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"])
-            self.procs.append(redis)
-            import redis as redis_lib
-            wait_for(lambda: redis_lib.Redis(port=port).ping(), 10, "redis")
-            stores.append(("_redis", {"AUTH_SIDECAR_STORE_URL": f"redis://127.0.0.1:{port}/0"}, 2))
+            stores.append(("_redis", {"AUTH_SIDECAR_STORE_URL": self.redis_url()}, 2))
         for suffix, env, workers in stores:
             if not (self.want("token_refresh" + suffix) or self.want("token_client_credentials" + suffix)):
                 continue
