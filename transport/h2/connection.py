@@ -302,7 +302,7 @@ class Connection(asyncio.Protocol):
             raise f.H2Error(f.PROTOCOL_ERROR, "HEADERS on stream 0")
         block = f.unpad(flags, payload, priority=True)
         if flags & f.END_HEADERS:
-            self._headers(stream_id, flags, block, f.dependency(flags, payload))
+            self._headers(stream_id, flags, block, f.dependency(flags, payload) if flags & f.PRIORITY_FLAG else 0)
         else:
             if not block:
                 self._spend(self.idle_frames, "empty frames")
@@ -362,7 +362,7 @@ class Connection(asyncio.Protocol):
             log.debug("malformed request: %s", head.problem)
             self._reset(stream_id, f.PROTOCOL_ERROR)
             return
-        self.windows.open(stream_id)
+        self.windows[stream_id] = self.windows.fresh
         if head.http_status:  # not a gRPC request: answered before any call
             self.app.refuse(self, stream_id, head)
             if not flags & f.END_STREAM:  # answered early: the client may stop sending (§8.1)
@@ -445,7 +445,7 @@ class Connection(asyncio.Protocol):
     def _drop(self, stream_id: int) -> None:
         """Everything kept for a stream, its request and any answer still to send."""
         self._forget(stream_id)
-        self.windows.pop(stream_id)
+        self.windows.pop(stream_id, None)
         self.unsent.pop(stream_id, None)
 
     def _reset(self, stream_id: int, code: int) -> None:
@@ -484,17 +484,18 @@ class Connection(asyncio.Protocol):
         window = self.windows.get(stream_id)
         if self.transport is None or window is None:
             return  # the client reset the stream meanwhile
+        window += self.windows.offset
         self.answered += 1
         headers = _HEAD.pack(0, _RESPONSE_HEADERS_LEN, f.HEADERS, f.END_HEADERS, stream_id)
         headers = self._head_block(headers, RESPONSE_HEADERS) if self.table_update else headers + RESPONSE_HEADERS
         tail = _HEAD.pack(0, len(trailers), f.HEADERS, f.END_HEADERS | f.END_STREAM, stream_id) + trailers
         if data is None:
-            self.windows.pop(stream_id)
+            del self.windows[stream_id]
             self.out.append(headers + tail)
             return
         n = len(data)
         if n <= window and n <= self.send_window and n <= self.max_frame:  # the common case: one write
-            self.windows.pop(stream_id)
+            del self.windows[stream_id]
             self.send_window -= n
             self.out.append(headers + _HEAD.pack(n >> 16, n & 0xFFFF, f.DATA, 0, stream_id) + data + tail)
             return
@@ -507,14 +508,14 @@ class Connection(asyncio.Protocol):
         if self.transport is None or stream_id not in self.windows:
             return
         self.answered += 1
-        self.windows.pop(stream_id)
+        del self.windows[stream_id]
         self.out.append(self._head_block(_HEAD.pack(0, len(block), f.HEADERS, f.END_HEADERS | f.END_STREAM,
                                                     stream_id), block))
 
     def _send_rest(self, stream_id: int) -> None:
         """Send what flow control allows now; the rest goes when the client opens its window."""
         data, tail = self.unsent[stream_id]
-        window = self.windows.get(stream_id)
+        window = self.windows.window(stream_id)
         sent = 0
         while sent < len(data):
             size = min(window, self.send_window, self.max_frame, len(data) - sent)
@@ -525,12 +526,12 @@ class Connection(asyncio.Protocol):
             window -= size
             self.send_window -= size
         if sent < len(data):
-            self.windows.set(stream_id, window)
+            self.windows.set_window(stream_id, window)
             self.unsent[stream_id] = (data[sent:], tail)
             return
         self.out.append(tail)
         del self.unsent[stream_id]
-        self.windows.pop(stream_id)
+        del self.windows[stream_id]
 
     def _resume(self) -> None:
         for stream_id in list(self.unsent):
