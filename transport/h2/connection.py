@@ -164,6 +164,8 @@ class Connection(asyncio.Protocol):
         if pos < end:
             self.inbox += data[pos:]
         self._flush()
+        if self.last_stream is not None:  # draining: the last answer may have left
+            self._maybe_close()
 
     # frames
 
@@ -358,7 +360,7 @@ class Connection(asyncio.Protocol):
         if self.last_stream is not None or len(self.windows) >= self.limits.max_streams:
             self._reset(stream_id, f.REFUSED_STREAM)  # the client retries elsewhere
             return
-        if head.problem:  # malformed (§8.1.1)
+        if head.problem and not head.http_status:  # malformed (§8.1.1)
             log.debug("malformed request: %s", head.problem)
             self._reset(stream_id, f.PROTOCOL_ERROR)
             return
