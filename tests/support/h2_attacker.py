@@ -90,12 +90,28 @@ def empty_data_flood() -> Iterator[bytes]:
         yield chunk
 
 
+def half_preface() -> Iterator[bytes]:
+    """Half a connection preface, then nothing (with 100 connections at once)."""
+    yield w.PREFACE[:12]
+
+
+def body_hoarding() -> Iterator[bytes]:
+    """8 requests whose 512 KiB bodies never end (with 16 connections at once)."""
+    yield w.PREFACE + w.settings({})
+    chunk = bytes(16384)
+    for sid in range(1, 17, 2):
+        yield w.frame(w.HEADERS, w.END_HEADERS, sid, request_block())
+        yield b"".join(w.frame(w.DATA, 0, sid, chunk) for _ in range(32))
+
+
 @dataclass(frozen=True)
 class Attack:
     name: str
     frames: Callable[[], Iterator[bytes]]
     reads: bool = True  # the attacker reads (and drops) what the server sends
     connections: int = 1  # at once
+    preface: bool = True  # the attacker's frames come after a preface and SETTINGS
+    hold: bool = False  # once its frames are sent, the connection is kept open until the end
 
 
 ATTACKS = {a.name: a for a in [
@@ -106,45 +122,75 @@ ATTACKS = {a.name: a for a in [
     Attack("ping_flood", ping_flood),
     Attack("empty_data_flood", empty_data_flood),
 ]}
+# resources held rather than work asked for (issue 14, finding 5)
+HOLDING = {a.name: a for a in [
+    Attack("half_preface_x100", half_preface, reads=False, connections=100, preface=False, hold=True),
+    Attack("body_hoarding_16x8x512k", body_hoarding, connections=16, preface=False, hold=True),
+]}
 
 
-def _read_frames(sock: socket.socket, goaways: list[int]) -> None:
-    buf = b""
+class FrameReader:
+    """What the server sent: its GOAWAY and RST_STREAM codes."""
+
+    def __init__(self, goaways: list[int], resets: list[int]) -> None:
+        self.buf, self.goaways, self.resets = b"", goaways, resets
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        while len(self.buf) >= 9:
+            hi, lo, ftype, _, _ = _HEAD.unpack_from(self.buf)
+            n = hi << 16 | lo
+            if len(self.buf) < 9 + n:
+                break
+            if ftype == w.GOAWAY:
+                self.goaways.append(int.from_bytes(self.buf[13:17], "big"))
+            elif ftype == w.RST_STREAM:
+                self.resets.append(int.from_bytes(self.buf[9:13], "big"))
+            self.buf = self.buf[9 + n:]
+
+
+def _read_frames(sock: socket.socket, reader: FrameReader) -> None:
     try:
-        while True:
-            data = sock.recv(1 << 16)
-            if not data:
-                return
-            buf += data
-            while len(buf) >= 9:
-                hi, lo, ftype, _, _ = _HEAD.unpack_from(buf)
-                n = hi << 16 | lo
-                if len(buf) < 9 + n:
-                    break
-                if ftype == w.GOAWAY:
-                    goaways.append(int.from_bytes(buf[13:17], "big"))
-                buf = buf[9 + n:]
+        while data := sock.recv(1 << 16):
+            reader.feed(data)
     except OSError:
         return
 
 
-def _one_connection(port: int, attack: Attack, deadline: float, goaways: list[int]) -> None:
+def _hold(sock: socket.socket, reader: FrameReader, deadline: float) -> None:
+    """Keep the connection until the end, reading what comes, or until the server closes it."""
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(1 << 16)
+        except socket.timeout:
+            continue
+        if not data:
+            return
+        reader.feed(data)
+
+
+def _one_connection(port: int, attack: Attack, deadline: float, reader: FrameReader) -> None:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.settimeout(0.2)
-    if attack.reads:
-        threading.Thread(target=_read_frames, args=(sock, goaways), daemon=True).start()
+    if attack.reads and not attack.hold:
+        threading.Thread(target=_read_frames, args=(sock, reader), daemon=True).start()
     try:
-        sock.sendall(w.PREFACE + w.settings({}))
+        if attack.preface:
+            sock.sendall(w.PREFACE + w.settings({}))
         for chunk in attack.frames():
             view = memoryview(chunk)
             while view and time.monotonic() < deadline:
                 try:
                     sent = sock.send(view)
                 except (socket.timeout, BlockingIOError):
+                    if attack.hold:  # the server holds back: read what it says meanwhile
+                        _hold(sock, reader, time.monotonic() + 0.01)
                     continue  # the server stopped reading: keep trying until the end
                 view = view[sent:]
             if time.monotonic() >= deadline:
                 return
+        if attack.hold:
+            _hold(sock, reader, deadline)
     except OSError:
         return  # closed by the server: the attacker comes back
     finally:
@@ -152,8 +198,9 @@ def _one_connection(port: int, attack: Attack, deadline: float, goaways: list[in
 
 
 def _attacker(port: int, name: str, duration: float, out) -> None:
-    attack, deadline = ATTACKS[name], time.monotonic() + duration
+    attack, deadline = {**ATTACKS, **HOLDING}[name], time.monotonic() + duration
     goaways: list[int] = []
+    resets: list[int] = []
     connections = 0
 
     def loop() -> None:
@@ -161,7 +208,7 @@ def _attacker(port: int, name: str, duration: float, out) -> None:
         while time.monotonic() < deadline:
             connections += 1
             try:
-                _one_connection(port, attack, deadline, goaways)
+                _one_connection(port, attack, deadline, FrameReader(goaways, resets))
             except OSError:
                 time.sleep(0.01)
 
@@ -170,7 +217,7 @@ def _attacker(port: int, name: str, duration: float, out) -> None:
         t.start()
     for t in threads:
         t.join()
-    out.put({"connections": connections, "goaways": sorted(set(goaways))})
+    out.put({"connections": connections, "goaways": sorted(set(goaways)), "resets": sorted(set(resets))})
 
 
 def run_attack(port: int, name: str, duration: float) -> dict:

@@ -24,7 +24,7 @@ import httpx
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from grpc_health.v1 import health_pb2
 
-from tests.support.h2_attacker import ATTACKS, CHECK, run_attack
+from tests.support.h2_attacker import ATTACKS, CHECK, HOLDING, run_attack
 
 
 def rss_mb(pid: int) -> float:
@@ -123,16 +123,17 @@ def main(argv: list[str]) -> int:
             self.wait_ready()
             return self
 
-    print(f"| attack ({duration:.0f} s) | longest probe answer (s) | RSS growth (MB) | attacker connections | GOAWAY codes |")
-    print("|---|---|---|---|---|")
-    for name in ATTACKS:
+    print(f"| attack ({duration:.0f} s) | longest probe answer (s) | RSS growth (MB) | attacker connections "
+          "| GOAWAY codes | RST_STREAM codes |")
+    print("|---|---|---|---|---|---|")
+    for name in {**ATTACKS, **HOLDING}:
         sidecar = At().start()
         try:
             attack, probe = measure(sidecar, name, duration)
         finally:
             sidecar.stop()
         print(f"| {name} | {probe.stall:.2f} | {probe.rss_max - probe.rss_before:+.1f} | {attack['connections']} "
-              f"| {attack['goaways'] or '-'} |", flush=True)
+              f"| {attack['goaways'] or '-'} | {attack['resets'] or '-'} |", flush=True)
     return 0
 
 
