@@ -131,7 +131,7 @@ class Settings(BaseModel):
     # no stream open and no frame for this long: GOAWAY and closed (0 = never)
     grpc_idle_timeout_seconds: float = Field(300.0, ge=0)
     # unfinished request bytes held across all gRPC connections of a worker
-    grpc_max_buffered_bytes: int = Field(32 << 20, ge=1 << 20)
+    grpc_max_buffered_bytes: int = Field(16 << 20, ge=1 << 20)
 
     # ext_authz
     leeway_seconds: float = Field(30.0, ge=0, le=600)

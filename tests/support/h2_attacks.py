@@ -6,7 +6,7 @@ GIL) and reconnects whenever the server closes its connection, so it keeps the p
 for its whole duration. The prober asks gRPC health, an ext_authz Check (both on their own
 connection) and HTTP /readyz in turn, and records the longest answer and the sidecar's RSS.
 
-    python -m tests.support.h2_attacks [ROOT]   # the table for the sidecar at ROOT
+    python -m tests.support.h2_attacks [ROOT [SECONDS]] [AUTH_SIDECAR_X=value …]   # the sidecar at ROOT
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ def measure(sidecar, name: str, duration: float) -> tuple[dict, ProbeResult]:
 def main(argv: list[str]) -> int:
     from tests.support.processes import Sidecar
 
+    env = dict(a.split("=", 1) for a in argv if "=" in a)  # settings, e.g. AUTH_SIDECAR_GRPC_…=1
+    argv = [a for a in argv if "=" not in a]
     root = Path(argv[0]).resolve() if argv else Path(__file__).resolve().parents[2]
     duration = float(argv[1]) if len(argv) > 1 else 3.0
 
@@ -124,16 +126,16 @@ def main(argv: list[str]) -> int:
             return self
 
     print(f"| attack ({duration:.0f} s) | longest probe answer (s) | RSS growth (MB) | attacker connections "
-          "| GOAWAY codes | RST_STREAM codes |")
-    print("|---|---|---|---|---|---|")
+          "| GOAWAY codes | RST_STREAM codes | failed probes |")
+    print("|---|---|---|---|---|---|---|")
     for name in {**ATTACKS, **HOLDING}:
-        sidecar = At().start()
+        sidecar = At(env=env).start()
         try:
             attack, probe = measure(sidecar, name, duration)
         finally:
             sidecar.stop()
         print(f"| {name} | {probe.stall:.2f} | {probe.rss_max - probe.rss_before:+.1f} | {attack['connections']} "
-              f"| {attack['goaways'] or '-'} | {attack['resets'] or '-'} |", flush=True)
+              f"| {attack['goaways'] or '-'} | {attack['resets'] or '-'} | {len(probe.failures)} |", flush=True)
     return 0
 
 

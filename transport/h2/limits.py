@@ -49,7 +49,7 @@ class Limits:
     max_header_block: int = 64 * 1024
     handshake_timeout: float = 10.0  # preface and SETTINGS within this, or closed
     idle_timeout: float = 300.0  # no stream open and no frame for this long: GOAWAY, closed (0: never)
-    max_buffered_total: int = 32 << 20  # unfinished request bytes held across all connections
+    max_buffered_total: int = 16 << 20  # unfinished request bytes held across all connections
 
     @property
     def max_buffered(self) -> int:
