@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Coroutine
+from typing import TYPE_CHECKING
 
 from transport.h2 import frames as f
-from transport.h2.headers import RESPONSE_HEADERS, TABLE_SIZE_ZERO, HeaderBlocks, check_trailers
+from transport.h2.answers import Answers
+from transport.h2.control import Control
+from transport.h2.headers import HeaderBlocks, check_trailers
 from transport.h2.limits import Budget
 from transport.h2.stream import RecentlyReset, SendWindows
 
@@ -25,12 +27,11 @@ log = logging.getLogger("transport.h2")
 
 _FLUSH_AFTER = 64  # frames (or whole answers) gathered in one read before they are written
 _HEAD = f.FRAME_HEAD
-_RESPONSE_HEADERS_LEN = len(RESPONSE_HEADERS)
 _WINDOW_TOP_UP = f.DEFAULT_WINDOW // 2  # our receive windows are topped up once this much is used
 _PREFACE_LEN = len(f.PREFACE)
 
 
-class Connection(asyncio.Protocol):
+class Connection(Control, Answers, asyncio.Protocol):
     def __init__(self, server: H2Server) -> None:
         self.server = server
         limits = self.limits = server.limits
@@ -203,100 +204,6 @@ class Connection(asyncio.Protocol):
         else:  # other frame types are ignored (§5.5), within the budget of frames without work
             self._spend(self.idle_frames, "frames without a request")
 
-    def _spend(self, budget: Budget, what: str) -> None:
-        if not budget.spend():
-            log.warning("HTTP/2 client over its budget; closing its connection", extra={"frames": what})
-            raise f.H2Error(f.ENHANCE_YOUR_CALM, f"too many {what}")
-
-    def _settings(self, flags: int, stream_id: int, payload: bytes) -> None:
-        if stream_id:
-            raise f.H2Error(f.PROTOCOL_ERROR, "SETTINGS on a stream")
-        if flags & f.ACK:
-            if payload:
-                raise f.H2Error(f.FRAME_SIZE_ERROR, "SETTINGS ack with a payload")
-            return
-        self._spend(self.settings_budget, "SETTINGS")
-        entries = f.parse_settings(payload)
-        if len(entries) > self.limits.max_settings_entries:
-            raise f.H2Error(f.ENHANCE_YOUR_CALM, "too many settings in one frame")
-        self.handshaken = True
-        for key, value in entries:
-            if key == f.SETTINGS_INITIAL_WINDOW_SIZE:
-                if value > f.MAX_WINDOW:
-                    raise f.H2Error(f.FLOW_CONTROL_ERROR, "initial window too large")
-                self.windows.set_initial(value)
-            elif key == f.SETTINGS_MAX_FRAME_SIZE:
-                if not f.DEFAULT_MAX_FRAME <= value <= 2**24 - 1:
-                    raise f.H2Error(f.PROTOCOL_ERROR, "bad max frame size")
-                self.max_frame = value
-            elif key == f.SETTINGS_ENABLE_PUSH:
-                if value > 1:
-                    raise f.H2Error(f.PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH other than 0 or 1")
-            elif key == f.SETTINGS_HEADER_TABLE_SIZE:
-                # RFC 7541 §4.2: our encoder must say it keeps within the smaller table. It
-                # never uses the table: one update to 0 suits any later size.
-                if value < 4096 and self.table_update is not None:
-                    self.table_update = True
-        self.out.append(f.SETTINGS_ACK)
-        self._resume()
-
-    def _window_update(self, stream_id: int, payload: bytes) -> None:
-        if len(payload) != 4:
-            raise f.H2Error(f.FRAME_SIZE_ERROR, "WINDOW_UPDATE of other than 4 bytes")
-        increment = f.u32(payload)
-        if stream_id == 0:
-            if increment == 0:
-                raise f.H2Error(f.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
-            self.send_window += increment
-            if self.send_window > f.MAX_WINDOW:
-                raise f.H2Error(f.FLOW_CONTROL_ERROR, "connection window overflow")
-            self._resume()
-        elif stream_id in self.windows:
-            if increment == 0:
-                self._reset(stream_id, f.PROTOCOL_ERROR)
-            elif not self.windows.grow(stream_id, increment):
-                self._reset(stream_id, f.FLOW_CONTROL_ERROR)
-            elif stream_id in self.unsent:
-                self._send_rest(stream_id)
-        elif self._idle(stream_id):
-            raise f.H2Error(f.PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream")
-        # else a closed stream: it may have been sent before the client saw the end (§6.9)
-
-    def _rst_stream(self, stream_id: int, payload: bytes) -> None:
-        if len(payload) != 4:
-            raise f.H2Error(f.FRAME_SIZE_ERROR, "RST_STREAM of other than 4 bytes")
-        if stream_id == 0:
-            raise f.H2Error(f.PROTOCOL_ERROR, "RST_STREAM on stream 0")
-        if self._idle(stream_id):
-            raise f.H2Error(f.PROTOCOL_ERROR, "RST_STREAM on an idle stream")
-        self._spend(self.resets, "stream resets")
-        self._drop(stream_id)
-        self._maybe_close()
-
-    def _priority(self, stream_id: int, payload: bytes) -> None:
-        if stream_id == 0:
-            raise f.H2Error(f.PROTOCOL_ERROR, "PRIORITY on stream 0")
-        self._spend(self.idle_frames, "frames without a request")
-        if len(payload) != 5:
-            self._reset(stream_id, f.FRAME_SIZE_ERROR)
-        elif f.u32(payload) == stream_id:
-            self._reset(stream_id, f.PROTOCOL_ERROR)  # §5.3.1: a stream cannot depend on itself
-
-    def _goaway(self, stream_id: int, payload: bytes) -> None:
-        if stream_id:
-            raise f.H2Error(f.PROTOCOL_ERROR, "GOAWAY on a stream")
-        if len(payload) < 8:
-            raise f.H2Error(f.FRAME_SIZE_ERROR, "GOAWAY shorter than 8 bytes")
-        if f.error_code(payload, 4) != f.NO_ERROR:
-            self.close()  # the client gave up on the connection
-            return
-        # the client opens no new stream: finish those it opened, then close
-        self.drain()
-
-    def _idle(self, stream_id: int) -> bool:
-        """Never opened by the client (§5.1): even ids are ours, and we open none."""
-        return stream_id > self.highest or not stream_id & 1
-
     # requests
 
     def _headers_frame(self, flags: int, stream_id: int, payload: bytes) -> None:
@@ -413,11 +320,11 @@ class Connection(asyncio.Protocol):
                 self.reset_lately.add(stream_id)
             return
         if self.buffered > self.limits.max_buffered:
-            log.warning("HTTP/2 client holds too many unfinished requests; closing its connection")
+            server.warn("HTTP/2 client holds too many unfinished requests; closing its connection")
             self._fail(f.ENHANCE_YOUR_CALM)
             return
         if server.buffered > self.limits.max_buffered_total:  # all connections together
-            log.warning("unfinished requests past the process's limit; refusing a stream")
+            server.warn("unfinished gRPC requests past grpc_max_buffered_bytes; refusing streams")
             self._reset(stream_id, f.REFUSED_STREAM)
             return
         if flags & f.END_STREAM:
@@ -456,119 +363,3 @@ class Connection(asyncio.Protocol):
         self.reset_lately.add(stream_id)
         self.out.append(f.rst_stream(stream_id, code))
         self._maybe_close()
-
-    # answers (called by the application)
-
-    def wait(self, stream_id: int, pending: Coroutine) -> None:
-        """The answer needs I/O: it is awaited in a task, and written as soon as it is ready."""
-        self.active.add(stream_id)
-        task = asyncio.get_running_loop().create_task(pending)
-        self.server.inflight.add(task)
-        task.add_done_callback(self.server.inflight.discard)
-
-    def waited(self, stream_id: int) -> None:
-        self.active.discard(stream_id)
-        # leaves at once: the next awaited answer of this pass (a signature check, ~100 µs or
-        # more) would hold it back, and the client would wait for the whole batch
-        self._flush()
-        self._maybe_close()
-
-    def _head_block(self, frame_head: bytes, block: bytes) -> bytes:
-        if self.table_update:  # once: later size changes need no update (RFC 7541 §4.2)
-            self.table_update = None
-            block = TABLE_SIZE_ZERO + block
-            hi, lo, ftype, flags, stream_id = _HEAD.unpack(frame_head)
-            frame_head = _HEAD.pack(0, len(block), ftype, flags, stream_id)
-        return frame_head + block
-
-    def answer(self, stream_id: int, data: bytes | None, trailers: bytes) -> None:
-        """Headers, the stream's DATA (None: none) and trailers."""
-        window = self.windows.get(stream_id)
-        if self.transport is None or window is None:
-            return  # the client reset the stream meanwhile
-        window += self.windows.offset
-        self.answered += 1
-        headers = _HEAD.pack(0, _RESPONSE_HEADERS_LEN, f.HEADERS, f.END_HEADERS, stream_id)
-        headers = self._head_block(headers, RESPONSE_HEADERS) if self.table_update else headers + RESPONSE_HEADERS
-        tail = _HEAD.pack(0, len(trailers), f.HEADERS, f.END_HEADERS | f.END_STREAM, stream_id) + trailers
-        if data is None:
-            del self.windows[stream_id]
-            self.out.append(headers + tail)
-            return
-        n = len(data)
-        if n <= window and n <= self.send_window and n <= self.max_frame:  # the common case: one write
-            del self.windows[stream_id]
-            self.send_window -= n
-            self.out.append(headers + _HEAD.pack(n >> 16, n & 0xFFFF, f.DATA, 0, stream_id) + data + tail)
-            return
-        self.out.append(headers)
-        self.unsent[stream_id] = (data, tail)
-        self._send_rest(stream_id)
-
-    def answer_only(self, stream_id: int, block: bytes) -> None:
-        """One header block ending the stream (headers and trailers in one, "Trailers-Only")."""
-        if self.transport is None or stream_id not in self.windows:
-            return
-        self.answered += 1
-        del self.windows[stream_id]
-        self.out.append(self._head_block(_HEAD.pack(0, len(block), f.HEADERS, f.END_HEADERS | f.END_STREAM,
-                                                    stream_id), block))
-
-    def _send_rest(self, stream_id: int) -> None:
-        """Send what flow control allows now; the rest goes when the client opens its window."""
-        data, tail = self.unsent[stream_id]
-        window = self.windows.window(stream_id)
-        sent = 0
-        while sent < len(data):
-            size = min(window, self.send_window, self.max_frame, len(data) - sent)
-            if size <= 0:
-                break
-            self.out.append(f.frame(f.DATA, 0, stream_id, data[sent:sent + size]))
-            sent += size
-            window -= size
-            self.send_window -= size
-        if sent < len(data):
-            self.windows.set_window(stream_id, window)
-            self.unsent[stream_id] = (data[sent:], tail)
-            return
-        self.out.append(tail)
-        del self.unsent[stream_id]
-        del self.windows[stream_id]
-
-    def _resume(self) -> None:
-        for stream_id in list(self.unsent):
-            if self.send_window <= 0:
-                break
-            self._send_rest(stream_id)
-
-    def _flush(self) -> None:
-        if self.transport is not None and self.out:
-            out = self.out
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
-            out.clear()
-
-    # the end
-
-    def drain(self) -> None:
-        """GOAWAY: streams up to the last one received finish, later ones are refused."""
-        if self.transport is None or self.last_stream is not None:
-            return
-        self.last_stream = self.highest
-        self.out.append(f.goaway(self.last_stream, f.NO_ERROR))
-        self._flush()
-        self._maybe_close()
-
-    def _maybe_close(self) -> None:
-        if self.last_stream is not None and not self.windows and not self.active:
-            self.close()
-
-    def _fail(self, code: int) -> None:
-        """A connection error: GOAWAY with its code, then close."""
-        self.out.append(f.goaway(self.highest, code))
-        self.close()
-
-    def close(self) -> None:
-        self._flush()
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from typing import Callable, Protocol
 
 from transport.h2 import frames as f
@@ -37,6 +38,7 @@ class H2Server:
         self._sweeper: asyncio.TimerHandle | None = None
         self.adopting: set[asyncio.Task] = set()
         self.on_connection_closed: Callable[[], None] | None = None  # --workers: counts for the balancer
+        self._warned: dict[str, tuple[float, int]] = {}  # message → (when logged, times since)
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -62,6 +64,17 @@ class H2Server:
     @property
     def port(self) -> int:
         return self._server.sockets[0].getsockname()[1] if self._server else 0
+
+    def warn(self, message: str) -> None:
+        """A warning about clients, at most one line per message every 10 s (an attacker that
+        reconnects would otherwise write one per connection), with how many it stands for."""
+        now = time.monotonic()
+        last, count = self._warned.get(message, (0.0, 0))
+        if now - last < 10:
+            self._warned[message] = (last, count + 1)
+            return
+        self._warned[message] = (now, 0)
+        log.warning(message, extra={"since_last": count})
 
     # connections
 
