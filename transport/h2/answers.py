@@ -89,13 +89,21 @@ class Answers:
         if sent < len(data):
             self.windows.set_window(stream_id, window)
             self.unsent[stream_id] = (data[sent:], tail)
+            if window > 0:  # held back by the connection's window, not its own
+                self.conn_blocked[stream_id] = None
+            else:
+                self.conn_blocked.pop(stream_id, None)
             return
         self.out.append(tail)
         del self.unsent[stream_id]
         del self.windows[stream_id]
+        self.conn_blocked.pop(stream_id, None)
 
-    def _resume(self) -> None:
-        for stream_id in list(self.unsent):
+    def _resume(self, every: bool = False) -> None:
+        """After the connection's window opened: the streams it held back (not those waiting
+        for their own window: a WINDOW_UPDATE of 1 byte must not walk 1,000 stalled streams).
+        After a SETTINGS change of every window: all of them (SETTINGS have a budget)."""
+        for stream_id in list(self.unsent if every else self.conn_blocked):
             if self.send_window <= 0:
                 break
             self._send_rest(stream_id)

@@ -58,6 +58,7 @@ class Connection(Control, Answers, asyncio.Protocol):
         self.max_frame = f.DEFAULT_MAX_FRAME
         self.table_update = False  # the client shrank its HPACK table: the next block says so
         self.unsent: dict[int, tuple[bytes, bytes]] = {}  # stream → (data, trailers) waiting for window
+        self.conn_blocked: dict[int, None] = {}  # unsent streams held back by the connection's window
         self.active: set[int] = set()  # streams whose call is running
         self.highest = 0  # highest stream id the client opened
         self.reset_lately = RecentlyReset()
@@ -102,6 +103,10 @@ class Connection(Control, Answers, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.reads += 1
+        if self.backlog is not None:  # read before the pause took effect: it comes after the rest
+            rest, pos = self.backlog
+            self.backlog = (rest[pos:] + data, 0)
+            return
         if self.inbox:
             self.inbox += data
             data = bytes(self.inbox)
@@ -357,6 +362,7 @@ class Connection(Control, Answers, asyncio.Protocol):
         self._forget(stream_id)
         self.windows.pop(stream_id, None)
         self.unsent.pop(stream_id, None)
+        self.conn_blocked.pop(stream_id, None)
 
     def _reset(self, stream_id: int, code: int) -> None:
         self._spend(self.resets, "stream resets")

@@ -45,7 +45,7 @@ class Control:
                 if value < 4096 and self.table_update is not None:
                     self.table_update = True
         self.out.append(f.SETTINGS_ACK)
-        self._resume()
+        self._resume(every=True)
 
     def _window_update(self, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:
