@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY config ./config
 COPY authz ./authz
 COPY sidecar ./sidecar
+COPY transport ./transport
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir .
 
