@@ -24,6 +24,7 @@ OPEN_1 = w.frame(w.HEADERS, w.END_HEADERS, 1, request_block(HEALTH))  # a reques
     (w.frame(w.SETTINGS, 0, 0, bytes(5)), w.FRAME_SIZE_ERROR),
     (w.frame(w.SETTINGS, w.ACK, 0, bytes(6)), w.FRAME_SIZE_ERROR),
     (w.frame(w.GOAWAY, 0, 0, bytes(4)), w.FRAME_SIZE_ERROR),
+    (OPEN_1 + w.frame(w.GOAWAY, 0, 1, bytes(8)), w.PROTOCOL_ERROR),  # GOAWAY on a stream
     (w.frame(w.PRIORITY, 0, 0, bytes(5)), w.PROTOCOL_ERROR),
     (w.frame(w.PUSH_PROMISE, w.END_HEADERS, 1, bytes(4)), w.PROTOCOL_ERROR),
     # a SETTINGS change that takes an open stream's window past 2^31-1 (§6.9.2)
@@ -31,7 +32,7 @@ OPEN_1 = w.frame(w.HEADERS, w.END_HEADERS, 1, request_block(HEALTH))  # a reques
      w.FLOW_CONTROL_ERROR),
 ], ids=["window_update_idle", "window_update_even", "rst_stream_idle", "stream_id_backwards", "enable_push_2",
         "rst_stream_3_bytes", "window_update_5_bytes", "ping_7_bytes", "settings_5_bytes", "settings_ack_payload",
-        "goaway_4_bytes", "priority_stream_0", "push_promise", "settings_overflows_window"])
+        "goaway_4_bytes", "goaway_on_a_stream", "priority_stream_0", "push_promise", "settings_overflows_window"])
 def test_connection_errors(h2_sidecar, frames, code):
     raw = Raw(h2_sidecar.grpc_port)
     raw.send(frames)
