@@ -94,3 +94,34 @@ async def test_a_large_read_is_handled_in_turns_with_reading_paused_between():
         if transport.reading:
             break
     assert acks() == pings and transport.reading
+
+
+async def test_bytes_read_while_a_turn_waits_come_after_the_rest():
+    transport = Recording()
+    connection = Connection(GrpcH2Server({}, limits=Limits(turn_units=100, pings=(10_000, 1.0))))
+    connection.connection_made(transport)
+    connection.data_received(w.PREFACE + w.settings({}) + w.frame(w.PING, 0, 0, bytes(8)) * 500)
+    last = w.frame(w.PING, 0, 0, b"the last")
+    connection.data_received(last[:12])  # a read the pause did not stop, with half a frame
+    connection.data_received(last[12:])
+    for _ in range(50):
+        await asyncio.sleep(0)
+        if transport.reading:
+            break
+    written = b"".join(transport.writes)
+    assert written.endswith(w.frame(w.PING, w.ACK, 0, b"the last"))
+    assert written.count(w.frame(w.PING, w.ACK, 0, bytes(8))) == 500
+
+
+async def test_a_connection_window_update_resumes_the_streams_it_held_back():
+    transport = Recording()
+    connection = Connection(GrpcH2Server({"/t.T/Big": lambda m: bytes(int(m))}))
+    connection.connection_made(transport)
+    block = b"".join(b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v for n, v in [
+        (b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/t.T/Big"), (b"content-type", b"application/grpc")])
+    request = lambda sid: (w.frame(w.HEADERS, w.END_HEADERS, sid, block)  # noqa: E731
+                           + w.frame(w.DATA, w.END_STREAM, sid, b"\0\0\0\0\x0540000"))
+    connection.data_received(w.PREFACE + w.settings({}) + request(1) + request(3))  # 80 KB > the 64 KB window
+    assert connection.unsent and list(connection.conn_blocked) == [3]
+    connection.data_received(w.window_update(0, 40_000))
+    assert not connection.unsent and not connection.conn_blocked
