@@ -142,6 +142,12 @@ class Settings(BaseModel):
     drain_seconds: float = Field(10.0, ge=0)
     # how often the config file is checked for changes (reloaded like on SIGHUP); 0 = only SIGHUP
     reload_poll_seconds: float = Field(5.0, ge=0)
+    # the h2 gRPC transport's connections: preface and SETTINGS within this, or closed
+    grpc_handshake_timeout_seconds: float = Field(10.0, gt=0)
+    # no stream open and no frame for this long: GOAWAY and closed (0 = never)
+    grpc_idle_timeout_seconds: float = Field(300.0, ge=0)
+    # unfinished request bytes held across all gRPC connections of a worker
+    grpc_max_buffered_bytes: int = Field(16 << 20, ge=1 << 20)
 
     # ext_authz
     leeway_seconds: float = Field(30.0, ge=0, le=600)

@@ -12,7 +12,7 @@ import httpx
 from authz.cache import TokenCache
 from authz.engine import Engine
 from authz.extract import TokenExtractor
-from authz.grpc_service import AuthorizationService
+from transport.grpc.authorization import AuthorizationService
 from authz.http_check import HttpCheckApp
 from authz.introspection import ChainIntrospector, Introspector, RemoteIntrospector
 from authz.jwks import JwksSource

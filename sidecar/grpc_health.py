@@ -6,7 +6,7 @@ from __future__ import annotations
 from google.protobuf.message import DecodeError
 from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
-from authz.grpc_h2 import INVALID_ARGUMENT, GrpcError
+from transport.grpc.unary import INVALID_ARGUMENT, GrpcError
 
 NOT_FOUND = 5
 SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING

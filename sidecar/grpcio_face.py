@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from authz.grpc_service import SERVICE
+from transport.grpc.authorization import SERVICE
 from config.settings import Settings
 from sidecar.container import Container
 

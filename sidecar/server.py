@@ -14,8 +14,6 @@ from typing import Any, Callable
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from authz.grpc_h2 import GrpcH2Server
-from authz.grpc_service import SERVICE
 from authz.keys import KeyRing
 from config.settings import Settings
 from sidecar import container as composition
@@ -25,6 +23,9 @@ from sidecar.http_app import build_app
 from sidecar.http_protocol import protocol_for
 from sidecar.key_watch import KeyWatcher
 from sidecar.reload import Reloader, SettingsSource
+from transport.grpc.authorization import SERVICE
+from transport.grpc.unary import GrpcH2Server
+from transport.h2.limits import Limits
 
 log = logging.getLogger("sidecar.server")
 
@@ -125,8 +126,12 @@ class _H2Face:
 
     def __init__(self, settings: Settings, container: composition.Container, handoff: Handoff | None) -> None:
         self.health = Health(("", SERVICE))
+        limits = Limits(handshake_timeout=settings.grpc_handshake_timeout_seconds,
+                        idle_timeout=settings.grpc_idle_timeout_seconds,
+                        max_buffered_total=settings.grpc_max_buffered_bytes)
         self.server = GrpcH2Server({f"/{SERVICE}/Check": container.authz_service.check_message,
-                                    "/grpc.health.v1.Health/Check": self.health.check}, max_message=1 << 20)
+                                    "/grpc.health.v1.Health/Check": self.health.check}, max_message=1 << 20,
+                                   limits=limits)
         self.listen = settings.grpc_listen
         self.handoff = handoff
 

@@ -13,8 +13,9 @@ from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated
 from hpack import Decoder, Encoder
 
-from authz import h2_wire as w
-from authz.grpc_h2 import INVALID_ARGUMENT, GrpcError, GrpcH2Server
+from transport.grpc.unary import INVALID_ARGUMENT, GrpcError, GrpcH2Server
+from transport.h2 import frames as w
+from transport.h2.connection import Connection
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.asyncio
@@ -229,8 +230,10 @@ async def test_ping_is_answered_and_padded_split_requests_are_read(server):
     (b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", w.PROTOCOL_ERROR),
     (w.PREFACE + w.frame(w.DATA, 0, 0, b"x"), w.PROTOCOL_ERROR),  # DATA on stream 0
     (w.PREFACE + w.frame(w.PING, 0, 0, bytes(20000)), w.FRAME_SIZE_ERROR),  # past the 16 KiB frame limit
-    (w.PREFACE + w.frame(w.HEADERS, w.END_HEADERS, 1, b"\xff\xff\xff\xff"), w.COMPRESSION_ERROR),
-    (w.PREFACE + w.frame(w.HEADERS, 0, 1, b"\x82") + w.frame(w.PING, 0, 0, bytes(8)), w.PROTOCOL_ERROR),
+    (w.PREFACE + w.frame(w.PING, 0, 0, bytes(8)), w.PROTOCOL_ERROR),  # the preface's SETTINGS missing
+    (w.PREFACE + w.settings({}) + w.frame(w.HEADERS, w.END_HEADERS, 1, b"\xff\xff\xff\xff"), w.COMPRESSION_ERROR),
+    (w.PREFACE + w.settings({}) + w.frame(w.HEADERS, 0, 1, b"\x82") + w.frame(w.PING, 0, 0, bytes(8)),
+     w.PROTOCOL_ERROR),
     (w.PREFACE + w.frame(w.SETTINGS, 0, 0, b"\x00\x04\xff\xff\xff\xff"), w.FLOW_CONTROL_ERROR),
 ])
 async def test_connection_errors_end_with_goaway(server, opening, code):
@@ -274,16 +277,17 @@ async def test_a_smaller_window_from_settings_holds_answers_back(server):
     assert got + data == message(bytes(995)) and (b"grpc-status", b"0") in trailers
 
 
-async def test_headers_on_a_finished_stream_reset_only_that_stream(server):
-    srv, _ = server
+async def test_headers_reusing_a_finished_stream_id_end_the_connection(server):
+    # §5.1.1: a new stream's id must be above every id the client used: going back is a
+    # connection error, and the calls already answered stay answered
+    srv, channel = server
     c = await RawClient.connect(srv.port)
     c.send(w.frame(w.HEADERS, w.END_HEADERS, 1, c.request_block()), w.frame(w.DATA, w.END_STREAM, 1, message(b"ab")))
     assert (await c.answer(1))[0] == message(b"ba")
     c.send(w.frame(w.HEADERS, w.END_HEADERS | w.END_STREAM, 1, c.request_block()))  # stream 1 is closed
-    reset = await c.until(w.RST_STREAM, 1)
-    assert int.from_bytes(reset[3], "big") == w.STREAM_CLOSED
-    c.send(w.frame(w.HEADERS, w.END_HEADERS, 3, c.request_block()), w.frame(w.DATA, w.END_STREAM, 3, message(b"cd")))
-    assert (await c.answer(3))[0] == message(b"dc")
+    goaway = await c.until(w.GOAWAY)
+    assert w.error_code(goaway[3], 4) == w.PROTOCOL_ERROR and w.u32(goaway[3]) == 1
+    assert await call(channel, "Echo")(b"ok", timeout=5) == b"ko"
 
 
 async def test_a_client_that_does_not_read_is_not_answered_into_memory(server):
@@ -343,8 +347,7 @@ async def test_the_first_answer_of_a_read_is_written_before_the_rest_is_handled(
             seen_by_second.append(b"".join(transport.writes))
         return message.upper()
 
-    from authz.grpc_h2 import _Connection
-    connection = _Connection(GrpcH2Server({"/t.T/Echo": record}))
+    connection = Connection(GrpcH2Server({"/t.T/Echo": record}))
     connection.connection_made(transport)
     encoder = Encoder()
     block = encoder.encode([(":method", "POST"), (":scheme", "http"), (":authority", "x"), (":path", "/t.T/Echo"),
@@ -368,8 +371,7 @@ async def test_an_answer_that_needed_a_wait_leaves_before_the_next_one_is_worked
             seen_by_second.append(b"".join(transport.writes))
         return message.upper()
 
-    from authz.grpc_h2 import _Connection
-    connection = _Connection(GrpcH2Server({"/t.T/Verify": verify}))
+    connection = Connection(GrpcH2Server({"/t.T/Verify": verify}))
     connection.connection_made(transport)
     block = Encoder().encode([(":method", "POST"), (":scheme", "http"), (":authority", "x"), (":path", "/t.T/Verify"),
                               ("content-type", "application/grpc")])

@@ -1,24 +1,25 @@
-"""HTTP/2 wire pieces of the gRPC transport: constant answer blocks and the header-block cache."""
+"""Header blocks: constant answer blocks, the header-block cache, padding."""
 
 from __future__ import annotations
 
 import pytest
 from hpack import Decoder, Encoder
 
-from authz import h2_wire as w
+from transport.h2 import frames as w
+from transport.h2 import headers as hd
 
 
 def test_answer_blocks_decode_to_the_grpc_headers():
     d = Decoder()
-    assert d.decode(w.RESPONSE_HEADERS, raw=True) == [(b":status", b"200"), (b"content-type", b"application/grpc")]
+    assert d.decode(hd.RESPONSE_HEADERS, raw=True) == [(b":status", b"200"), (b"content-type", b"application/grpc")]
     long = "x" * 300  # lengths past HPACK's 7-bit prefix
-    assert d.decode(w.trailers(16, long), raw=True) == [(b"grpc-status", b"16"), (b"grpc-message", long.encode())]
+    assert d.decode(hd.trailers(16, long), raw=True) == [(b"grpc-status", b"16"), (b"grpc-message", long.encode())]
     assert d.header_table.dynamic_entries == type(d.header_table.dynamic_entries)()  # no encoder state used
 
 
 def test_a_cached_block_is_not_reused_once_the_table_changed():
     # the same bytes (an index into the dynamic table) mean another header after an insertion
-    enc, blocks = Encoder(), w.HeaderBlocks()
+    enc, blocks = Encoder(), hd.HeaderBlocks()
     assert blocks.decode(enc.encode([(b"x-a", b"1")])) == [(b"x-a", b"1")]  # inserted at index 62
     again = enc.encode([(b"x-a", b"1")])  # now just "index 62"
     assert blocks.decode(again) == [(b"x-a", b"1")]
@@ -29,7 +30,7 @@ def test_a_cached_block_is_not_reused_once_the_table_changed():
 
 def test_a_broken_block_is_a_compression_error():
     with pytest.raises(w.H2Error) as err:
-        w.HeaderBlocks().decode(b"\xff\xff\xff\xff\xff")
+        hd.HeaderBlocks().decode(b"\xff\xff\xff\xff\xff")
     assert err.value.code == w.COMPRESSION_ERROR
 
 
@@ -47,3 +48,11 @@ def test_padding_longer_than_the_frame_is_a_protocol_error():
     with pytest.raises(w.H2Error) as err:
         w.unpad(w.PADDED, b"\x09abc")
     assert err.value.code == w.PROTOCOL_ERROR
+
+
+def test_canary_hpack_internals_the_block_cache_reads():
+    # HeaderBlocks watches the decoder's dynamic table through hpack internals (checked with
+    # hpack 4.x, bounded <5 in pyproject.toml): if an upgrade moves them, fail here, clearly
+    table = Decoder().header_table
+    assert hasattr(table, "dynamic_entries") and hasattr(table, "maxsize"), \
+        "hpack moved HeaderTable.dynamic_entries/maxsize: transport.h2.headers.HeaderBlocks needs updating"

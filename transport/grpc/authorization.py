@@ -18,13 +18,13 @@ from google.rpc.status_pb2 import Status
 
 from authz.decision import Decision, forbidden
 from authz.engine import Engine
-from authz.grpc_h2 import INVALID_ARGUMENT, GrpcError
+from transport.grpc.unary import INVALID_ARGUMENT, GrpcError
 from authz.request import AuthRequest
 
 if TYPE_CHECKING:
     import grpc
 
-log = logging.getLogger("authz.grpc")
+log = logging.getLogger("transport.grpc")
 
 SERVICE = "envoy.service.auth.v3.Authorization"
 _OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD

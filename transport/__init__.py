@@ -1,0 +1,1 @@
+"""Transports: how requests reach the decision engine (`authz`) and how its answers leave."""
