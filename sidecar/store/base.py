@@ -6,11 +6,12 @@ import abc
 from dataclasses import dataclass
 from typing import Literal
 
+from authz.errors import Unavailable
 from sidecar.store.records import Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User
 
 
-class StoreUnavailable(Exception):
-    """The backing store did not answer (→ 503 temporarily_unavailable)."""
+class StoreUnavailable(Unavailable):
+    """The backing store did not answer (→ 503 temporarily_unavailable; ext_authz denies with 503)."""
 
 
 class Conflict(Exception):
