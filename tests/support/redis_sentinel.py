@@ -1,5 +1,5 @@
 """A real Sentinel set on loopback: a master, a replica and three sentinels (Debian's
-redis-server, run with --sentinel), with short failover timeouts so a test sees one in seconds."""
+redis-sentinel, or redis-server --sentinel), with short failover timeouts so a test sees one in seconds."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ class RedisSentinelSet:
                             f"sentinel down-after-milliseconds {SERVICE} 1000\n"
                             f"sentinel failover-timeout {SERVICE} 5000\n"
                             f"sentinel parallel-syncs {SERVICE} 1\n")
-            self.procs[port] = subprocess.Popen([self.binary, str(conf), "--sentinel"],
+            sentinel = shutil.which("redis-sentinel")  # Debian's package; else the same binary in sentinel mode
+            command = [sentinel, str(conf)] if sentinel else [self.binary, str(conf), "--sentinel"]
+            self.procs[port] = subprocess.Popen(command,
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for port in self.sentinel_ports:  # every sentinel knows the replica and the other sentinels
             def settled(port: int = port) -> bool:
