@@ -85,3 +85,34 @@ def test_sentinel_failover_under_a_refresh_load(tmp_path, redis_sentinel):
         assert all(retry for _, retry in unavailable), "a 503 without Retry-After"
     finally:
         sidecar.stop()
+
+
+def test_redis_down_is_503_with_retry_after_everywhere(tmp_path, redis_server_path):
+    redis = RedisServer(tmp_path / "redis", redis_server_path).start()
+    sidecar = sidecar_on(redis.url, tmp_path)
+    try:
+        app = sidecar.admin.app()
+        tokens = httpx.post(sidecar.http + "/oauth/token", auth=(app.client_id, app.client_secret),
+                            data={"grant_type": "password", "username": app.username,
+                                  "password": app.password}).json()
+        redis.stop()
+        auth = (app.client_id, app.client_secret)
+        answers = [httpx.post(sidecar.http + "/oauth/token", auth=auth,
+                              data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}),
+                   httpx.post(sidecar.http + "/oauth/introspect", auth=auth, data={"token": tokens["access_token"]}),
+                   httpx.post(sidecar.http + "/oauth/revoke", auth=auth, data={"token": tokens["access_token"]}),
+                   sidecar.admin.http.post("/admin/tenants", json={"id": "t-down", "name": "x"})]
+        for r in answers:
+            assert (r.status_code, r.json()["error"]) == (503, "temporarily_unavailable"), (r.request.url, r.text)
+            assert r.headers["retry-after"] == "1"
+        # ext_authz, on a cache miss, cannot read revocations: a deny that says why, not a 403 or 500
+        denied = authz(sidecar.http, tokens["access_token"])
+        assert denied.status_code == 503 and denied.json()["error"] == "temporarily_unavailable"
+        assert readyz(sidecar) == 503
+        redis.start()
+        wait_until(lambda: authz(sidecar.http, tokens["access_token"]).status_code == 200, 10, "Redis back")
+        assert readyz(sidecar) == 200
+        assert "Traceback" not in sidecar.logs()
+    finally:
+        sidecar.stop()
+        redis.stop()
