@@ -115,7 +115,11 @@ def connect(url: str) -> Any:
     # a restarted Redis leaves dead pooled connections: retry those quickly instead of failing
     options = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 15,
                "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-               "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
+               "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+               # redis-py (async, plain and per Cluster node) caps a pool at 100 connections and
+               # fails the 101st concurrent command at once (MaxConnectionsError) instead of
+               # waiting: a worker with a few hundred requests in flight must not 503 on that
+               "max_connections": 1000}
     if url.startswith("redis+sentinel://"):
         from redis.asyncio.sentinel import Sentinel
         parts = urlsplit(url)

@@ -122,6 +122,12 @@ async def test_login_state_and_admin_records(store):
     assert await store.delete_user(user.id) and await store.find_user(tenant, "alice") is None
 
 
+async def test_hundreds_of_concurrent_operations(store):
+    """More commands in flight than redis-py's default pool size (100): none fails."""
+    clients = await asyncio.gather(*(store.get_client("c1") for _ in range(300)))
+    assert {c.client_id for c in clients} == {"c1"}
+
+
 async def test_an_unreachable_cluster_is_store_unavailable():
     from tests.support.net import free_port
     store = RedisStore.from_url(f"redis+cluster://127.0.0.1:{free_port()}")
