@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable, Literal
 from urllib.parse import urlsplit
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,6 +26,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from sidecar.store import cluster_trip
 from sidecar.store.base import Conflict, LoginState, Rotation, Store, StoreUnavailable
 from sidecar.store.records import (Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User, from_dict,
                                    to_dict)
@@ -131,7 +133,6 @@ def connect(url: str) -> Any:
         sentinel = Sentinel(hosts, **options)
         return sentinel.master_for(service, db=db, password=parts.password, **options)
     if url.startswith("redis+cluster://"):
-        from redis.asyncio.cluster import RedisCluster
         return RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], **options)
     return redis.Redis.from_url(url, **options)
 
@@ -143,6 +144,7 @@ class RedisStore(Store):
         self._listener: asyncio.Task | None = None
         # Cluster routes each key to its node: it keeps redis-py's pipelines
         self._lean = isinstance(client, redis.Redis)
+        self._cluster = isinstance(client, RedisCluster)
 
     def _marks(self, keys: list[str]) -> list[tuple]:
         """Commands reading these keys' values in order: one MGET on a single Redis, one GET
@@ -163,6 +165,9 @@ class RedisStore(Store):
         that fails (a restarted Redis leaves dead ones in the pool) is dropped and the round
         trip retried on a fresh one, as redis-py's pipeline does."""
         if not self._lean:
+            replies = await cluster_trip.round_trip(self.r, commands) if self._cluster else None
+            if replies is not None:
+                return replies
             async with self.r.pipeline(transaction=False) as pipe:
                 for command in commands:
                     pipe.execute_command(*command)
@@ -198,7 +203,6 @@ class RedisStore(Store):
         try:
             if self._lean:
                 return bool(await asyncio.wait_for(self.r.ping(), 0.5))
-            from redis.asyncio.cluster import RedisCluster
             return bool(await asyncio.wait_for(self.r.ping(target_nodes=RedisCluster.PRIMARIES), 0.5))
         except _ERRORS:
             return False
@@ -353,8 +357,8 @@ class RedisStore(Store):
         keys = [f"{P}jti:{jti or ''}", *_principal_keys(subject, client_id)]
         if self._lean:
             jti_hit, *marks = await self.r.mget(keys)
-        else:  # three slots: redis-py splits the read per node
-            jti_hit, *marks = await self.r.mget_nonatomic(keys)
+        else:  # three slots: one GET to each key's node, in one round trip
+            jti_hit, *marks = self._values(await self._round_trip(self._marks(keys)), False)
         return bool(jti and jti_hit) or _principal_revoked(marks, subject, client_id, issued_at)
 
     @_guard

@@ -136,3 +136,33 @@ async def test_an_unreachable_cluster_is_store_unavailable():
     with pytest.raises(StoreUnavailable):
         await store.is_revoked("j", "s", "c", time.time())
     assert await store.ping() is False
+
+
+async def test_cluster_round_trip_canary_and_redirects(redis_cluster):
+    """The lean Cluster round trip (sidecar/store/cluster_trip.py) rests on redis-py's
+    ClusterNode.acquire_connection/release: it must be taken once the slot map is known, and
+    a reply it cannot handle (MOVED from a node that does not own the key) must fall back to
+    redis-py's pipeline, with the right answer."""
+    from redis.asyncio.cluster import ClusterNode
+
+    from sidecar.store import cluster_trip
+    assert callable(ClusterNode.acquire_connection) and callable(ClusterNode.release)
+    store = RedisStore.from_url(redis_cluster.url)
+    try:
+        await store.put_client(Client("c1", "t1", "app", ("refresh_token",), ("read",), "d" * 64, time.time()))
+        await store.r.initialize()
+        commands = [("GET", "as:client:c1"), ("GET", "as:fail:nobody"), ("GET", "as:jti:x")]
+        replies = await cluster_trip.round_trip(store.r, commands)
+        assert replies is not None and replies[0] and replies[1:] == [None, None]
+
+        owner = store.r.get_node_from_key("as:client:c1")
+        other = next(n for n in store.r.get_primaries() if n != owner)
+        real = store.r.get_node_from_key
+        store.r.get_node_from_key = lambda key, replica=False: other  # a stale slot map
+        try:
+            assert await cluster_trip.round_trip(store.r, commands[:1]) is None  # MOVED: not handled here
+            assert (await store.login_state("c1", "nobody")).client.client_id == "c1"  # the pipeline answers
+        finally:
+            store.r.get_node_from_key = real
+    finally:
+        await store.close()
