@@ -157,19 +157,22 @@ def propagation(tmp: Path, env: dict, url: str, n: int) -> dict:
 
 async def memory(url: str, n: int) -> dict:
     """Redis memory per family: n families as a login leaves them (one refresh token, one
-    access jti), then a sample rotated once (two tokens, two jtis, the grace slot)."""
+    access jti), then 10,000 of them rotated once (two tokens, two jtis, the grace slot).
+    used_memory is read with the writing client's connections closed (their buffers are not
+    data)."""
     plain = redis_lib.Redis.from_url(url)
     plain.flushall()
-    store = RedisStore.from_url(url)
     expires = time.time() + 86_400
     base = plain.info("memory")["used_memory"]
+    store = RedisStore.from_url(url)
     families = []
-    for start in range(0, n, 1000):
+    for start in range(0, n, 100):
         batch = [refresh.new(client_id="client-0123456789abcdef", tenant="tenant-1", subject="user-0123456789abcdef",
                              scope="openid read write offline_access", family_expires_at=expires)
-                 for _ in range(min(1000, n - start))]
-        await asyncio.gather(*(store.put_refresh(r, (f"{os.urandom(16).hex()}", expires)) for _, r in batch))
+                 for _ in range(min(100, n - start))]
+        await asyncio.gather(*(store.put_refresh(r, (os.urandom(16).hex(), expires)) for _, r in batch))
         families += batch
+    await store.close()
     fresh = (plain.info("memory")["used_memory"] - base) / n
 
     def usage(record, *digests: str) -> int:
@@ -180,9 +183,10 @@ async def memory(url: str, n: int) -> dict:
     successors = {}
     rotated_n = min(10_000, n)
     before = plain.info("memory")["used_memory"]
-    for start in range(0, rotated_n, 500):
+    store = RedisStore.from_url(url)
+    for start in range(0, rotated_n, 100):
         jobs = []
-        for rt, old in families[start:start + 500]:
+        for rt, old in families[start:start + 100]:
             secret = refresh.parse(rt)[1]
             new_rt, new = refresh.new(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
                                       scope=old.scope, family_expires_at=expires, family=old.family)
@@ -190,9 +194,9 @@ async def memory(url: str, n: int) -> dict:
             jobs.append(store.rotate_refresh(old, new, (os.urandom(16).hex(), expires), time.time(), grace=300,
                                              sealed=successor.seal(secret, old.family, new_rt)))
         assert {r.outcome for r in await asyncio.gather(*jobs)} == {"ok"}
+    await store.close()
     per_rotation = (plain.info("memory")["used_memory"] - before) / rotated_n
     rotated_usage = statistics.mean(usage(r, successors[r.family]) for _, r in families[:1000])
-    await store.close()
     plain.flushall()
     return {"families": n, "fresh_used_memory_bytes": round(fresh), "fresh_memory_usage_bytes": round(fresh_usage),
             "rotation_adds_used_memory_bytes": round(per_rotation),
