@@ -1,4 +1,4 @@
-"""Redis at scale: `python -m bench.redis_cases` (CPU heavy, ~3-4 min on 2 cores).
+"""Redis at scale: `python -m bench.redis_cases` (CPU heavy, ~4-5 min on 2 cores).
 
 Starts on loopback a single Redis, a Redis Cluster (3 masters, 3 replicas) and a Sentinel set
 (master, replica, 3 sentinels) with the test suite's fixtures (tests/support/redis_*.py), then:
@@ -32,7 +32,7 @@ import redis as redis_lib
 
 from authz.keys import write_new_key
 from bench import loaders
-from bench.run import ADMIN, post_lua, setup_app
+from bench.run import ADMIN, cpu_seconds, post_lua, setup_app
 from bench.stack import ROOT, Proc, Sidecar, free_port, wait_for
 from sidecar.oauth import refresh, successor
 from sidecar.store.redis_store import RedisStore, _fam, _rt
@@ -62,26 +62,41 @@ async def _fill(url: str, client: dict, n: int) -> list[str]:
     return tokens
 
 
-def refresh_rounds(tmp: Path, env: dict, stores: dict[str, str], rounds: int, duration: float) -> dict:
+def refresh_rounds(tmp: Path, env: dict, stores: dict[str, tuple[str, list[int]]], rounds: int,
+                   duration: float) -> dict:
+    """Refresh grants/s per store (url, Redis pids) in alternate rounds, and the CPU each
+    request cost the sidecar's workers and the Redis processes (all on the same cores here)."""
     sidecars = {name: Sidecar(tmp, {**env, "AUTH_SIDECAR_STORE_URL": url}, workers=2, tag=f"rt-{name}")
-                for name, url in stores.items()}
+                for name, (url, _) in stores.items()}
     rates: dict[str, list[float]] = {name: [] for name in stores}
+    cpu: dict[str, dict[str, list[float]]] = {name: {"sidecar": [], "redis": []} for name in stores}
     try:
         clients = {name: setup_app(s.http, ["password", "refresh_token"]) for name, s in sidecars.items()}
         for _ in range(rounds):
-            for name, url in stores.items():
-                pool = asyncio.run(_fill(url, clients[name], WARM + int(duration * 3000)))
+            for name, (url, redis_pids) in stores.items():
+                pool = asyncio.run(_fill(url, clients[name], WARM + int(duration * 2500)))
                 bodies = [f"grant_type=refresh_token&refresh_token={rt}" for rt in pool]
                 auth = (clients[name]["client_id"], clients[name]["client_secret"])
                 warm = post_lua(tmp, f"rt-{name}-warm", auth, bodies[:WARM])
                 loaders.wrk(sidecars[name].http, 1, script=warm)  # one second of warm-up, its own tokens
                 timed = post_lua(tmp, f"rt-{name}", auth, bodies[WARM:])
-                rates[name].append(loaders.wrk(sidecars[name].http, duration, script=timed))
+                workers = sidecars[name].worker_pids()
+                before = (cpu_seconds(workers), cpu_seconds(redis_pids), time.monotonic())
+                rate = loaders.wrk(sidecars[name].http, duration, script=timed)
+                served = rate * (time.monotonic() - before[2])
+                rates[name].append(rate)
+                cpu[name]["sidecar"].append((cpu_seconds(workers) - before[0]) / served * 1e6)
+                cpu[name]["redis"].append((cpu_seconds(redis_pids) - before[1]) / served * 1e6)
     finally:
         for s in sidecars.values():
             s.stop()
-    out = {name: {"median": statistics.median(r), "rounds": [round(x) for x in r]} for name, r in rates.items()}
+    out: dict = {name: {"median": statistics.median(r), "rounds": [round(x) for x in r],
+                        "sidecar_cpu_us_per_req": round(statistics.median(cpu[name]["sidecar"])),
+                        "redis_cpu_us_per_req": round(statistics.median(cpu[name]["redis"]))}
+                 for name, r in rates.items()}
     out["cluster_vs_single"] = round(out["cluster"]["median"] / out["single"]["median"], 3)
+    out["cluster_vs_single_paired"] = round(statistics.median(
+        c / s for c, s in zip(rates["cluster"], rates["single"])), 3)
     return out
 
 
@@ -157,7 +172,7 @@ def propagation(tmp: Path, env: dict, url: str, n: int) -> dict:
 
 async def memory(url: str, n: int) -> dict:
     """Redis memory per family: n families as a login leaves them (one refresh token, one
-    access jti), then 10,000 of them rotated once (two tokens, two jtis, the grace slot).
+    access jti), then 5,000 of them rotated once (two tokens, two jtis, the grace slot).
     used_memory is read with the writing client's connections closed (their buffers are not
     data)."""
     plain = redis_lib.Redis.from_url(url)
@@ -181,7 +196,7 @@ async def memory(url: str, n: int) -> dict:
         return sum(plain.memory_usage(k, samples=0) or 0 for k in keys)
     fresh_usage = statistics.mean(usage(r) for _, r in families[:1000])
     successors = {}
-    rotated_n = min(10_000, n)
+    rotated_n = min(5_000, n)
     before = plain.info("memory")["used_memory"]
     store = RedisStore.from_url(url)
     for start in range(0, rotated_n, 100):
@@ -206,7 +221,7 @@ async def memory(url: str, n: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.redis_cases")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per refresh round")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--revocations", type=int, default=1000)
     p.add_argument("--families", type=int, default=100_000)
     args = p.parse_args(argv)
@@ -218,19 +233,22 @@ def main(argv: list[str] | None = None) -> int:
     wait_for(lambda: redis_lib.Redis(port=port).ping(), 10, "redis")
     single_url = f"redis://127.0.0.1:{port}/0"
     cluster = RedisCluster(tmp / "cluster").start()
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": {}}
+
+    def case(name: str, fn) -> None:
+        started = time.monotonic()
+        results[name] = fn()
+        results["seconds"][name] = round(time.monotonic() - started)
+        print(name, json.dumps(results[name]), flush=True)
     try:
-        results["refresh"] = refresh_rounds(tmp, env, {"single": single_url, "cluster": cluster.url}, args.rounds,
-                                            args.duration)
+        stores = {"single": (single_url, [single.pid]), "cluster": (cluster.url, [p.pid for p in cluster.procs.values()])}
+        case("refresh", lambda: refresh_rounds(tmp, env, stores, args.rounds, args.duration))
         cluster.stop()
-        print(json.dumps(results["refresh"]), flush=True)
-        results["propagation"] = propagation(tmp, env, single_url, args.revocations)
-        print(json.dumps(results["propagation"]), flush=True)
-        results["memory"] = asyncio.run(memory(single_url, args.families))
-        print(json.dumps(results["memory"]), flush=True)
+        case("propagation", lambda: propagation(tmp, env, single_url, args.revocations))
+        case("memory", lambda: asyncio.run(memory(single_url, args.families)))
         sentinels = RedisSentinelSet(tmp / "sentinel").start()
         try:
-            results["failover"] = failover(tmp, env, sentinels)
+            case("failover", lambda: failover(tmp, env, sentinels))
         finally:
             sentinels.stop()
     finally:
