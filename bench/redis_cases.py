@@ -51,9 +51,9 @@ async def _fill(url: str, client: dict, n: int) -> list[str]:
     tokens: list[str] = []
     expires = time.time() + 3600
     try:
-        for start in range(0, n, 100):
+        for start in range(0, n, 500):
             batch = [refresh.new(client_id=client["client_id"], tenant="bench", subject="bench-user",
-                                 scope="read write", family_expires_at=expires) for _ in range(min(100, n - start))]
+                                 scope="read write", family_expires_at=expires) for _ in range(min(500, n - start))]
             await asyncio.gather(*(store.put_refresh(record, (f"j-{record.family}", expires))
                                    for _, record in batch))
             tokens += [rt for rt, _ in batch]
@@ -181,10 +181,10 @@ async def memory(url: str, n: int) -> dict:
     base = plain.info("memory")["used_memory"]
     store = RedisStore.from_url(url)
     families = []
-    for start in range(0, n, 100):
+    for start in range(0, n, 500):
         batch = [refresh.new(client_id="client-0123456789abcdef", tenant="tenant-1", subject="user-0123456789abcdef",
                              scope="openid read write offline_access", family_expires_at=expires)
-                 for _ in range(min(100, n - start))]
+                 for _ in range(min(500, n - start))]
         await asyncio.gather(*(store.put_refresh(r, (os.urandom(16).hex(), expires)) for _, r in batch))
         families += batch
     await store.close()
@@ -199,9 +199,9 @@ async def memory(url: str, n: int) -> dict:
     rotated_n = min(5_000, n)
     before = plain.info("memory")["used_memory"]
     store = RedisStore.from_url(url)
-    for start in range(0, rotated_n, 100):
+    for start in range(0, rotated_n, 500):
         jobs = []
-        for rt, old in families[start:start + 100]:
+        for rt, old in families[start:start + 500]:
             secret = refresh.parse(rt)[1]
             new_rt, new = refresh.new(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
                                       scope=old.scope, family_expires_at=expires, family=old.family)

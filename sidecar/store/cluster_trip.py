@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.exceptions import AskError, ClusterDownError, ResponseError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, RedisClusterException, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -37,7 +37,7 @@ async def round_trip(cluster: Any, commands: list[tuple]) -> list | None:
             if node is None:
                 return None
             groups.setdefault(node, []).append(i)
-    except (KeyError, IndexError):  # the slot map is not loaded yet
+    except (KeyError, IndexError, RedisClusterException):  # the slot map is not loaded yet
         return None
     taken = []
     replies: list = [None] * len(commands)

@@ -290,13 +290,14 @@ class RedisStore(Store):
 
     @_guard
     async def put_refresh(self, record: RefreshRecord, access: tuple[str, float]) -> None:
-        key = _rt(record.family, record.digest)
-        async with self.r.pipeline(transaction=False) as pipe:  # one round trip
-            pipe.hset(key, mapping={"data": json.dumps(to_dict(record)), "used": "1" if record.used else "0",
-                                    "exp": repr(record.family_expires_at)})
-            pipe.expireat(key, math.ceil(record.family_expires_at) + 1)
-            self._add_access(pipe, record.family, *access)
-            await pipe.execute()
+        key, jtis = _rt(record.family, record.digest), _fam(record.family, "jtis")
+        at, jti_at = math.ceil(record.family_expires_at) + 1, math.ceil(access[1]) + 1
+        replies = await self._round_trip([  # one round trip, one slot (the family's hash tag)
+            ("HSET", key, "data", json.dumps(to_dict(record)), "used", "1" if record.used else "0",
+             "exp", repr(record.family_expires_at)),
+            ("EXPIREAT", key, at), ("ZADD", jtis, repr(access[1]), access[0]),
+            ("EXPIREAT", jtis, jti_at, "NX"), ("EXPIREAT", jtis, jti_at, "GT")])
+        self._values(replies, False)
 
     @_guard
     async def get_refresh(self, family: str, digest: str) -> RefreshRecord | None:
@@ -332,12 +333,6 @@ class RedisStore(Store):
     @_guard
     async def family_revoked(self, family: str) -> bool:
         return bool(await self.r.exists(_fam(family, "revoked")))
-
-    @staticmethod
-    def _add_access(pipe: Any, family: str, jti: str, exp: float) -> None:
-        key = _fam(family, "jtis")
-        at = math.ceil(exp) + 1
-        pipe.zadd(key, {jti: exp}).expireat(key, at, nx=True).expireat(key, at, gt=True)
 
     @_guard
     async def family_access(self, family: str) -> list[tuple[str, float]]:

@@ -128,6 +128,17 @@ async def test_hundreds_of_concurrent_operations(store):
     assert {c.client_id for c in clients} == {"c1"}
 
 
+async def test_a_new_cluster_client_writes_first(redis_cluster):
+    """A fresh client knows no slots yet: its first command is a write, not a read."""
+    store = RedisStore.from_url(redis_cluster.url)
+    try:
+        first = record("a", family=f"first-{time.monotonic_ns()}")
+        await store.put_refresh(first, access("jti-a"))
+        assert await store.get_refresh(first.family, first.digest) == first
+    finally:
+        await store.close()
+
+
 async def test_an_unreachable_cluster_is_store_unavailable():
     from tests.support.net import free_port
     store = RedisStore.from_url(f"redis+cluster://127.0.0.1:{free_port()}")
