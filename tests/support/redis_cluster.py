@@ -47,6 +47,13 @@ class RedisCluster:
              "--save", "", "--protected-mode", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self) -> "RedisCluster":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # no node left running when the set could not be made
+            raise
+
+    def _start(self) -> "RedisCluster":
         for port in self.ports:
             self._start_node(port)
         for port in self.ports:

@@ -28,6 +28,13 @@ class RedisSentinelSet:
         return f"redis+sentinel://{hosts}/{SERVICE}/0"
 
     def start(self) -> "RedisSentinelSet":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # no node left running when the set could not be made
+            raise
+
+    def _start(self) -> "RedisSentinelSet":
         master, replica = self.data_ports
         for port in self.data_ports:
             self.start_data(port, replica_of=master if port == replica else None)
