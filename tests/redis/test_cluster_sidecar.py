@@ -16,7 +16,7 @@ from tests.support.oauth import ADMIN_TOKEN, Admin, authz, login, refresh
 from tests.support.processes import Sidecar
 
 pytestmark = pytest.mark.redis
-GRACE = 1.0
+GRACE = 2.0
 
 
 @pytest.fixture(scope="module")
