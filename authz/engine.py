@@ -9,7 +9,7 @@ from typing import Awaitable, Callable
 from authz import jose, policy
 from authz.cache import Entry, TokenCache, token_key
 from authz.decision import MISSING_TOKEN, Decision, forbidden, unauthorized
-from authz.errors import TokenError
+from authz.errors import TokenError, Unavailable
 from authz.extract import TokenExtractor
 from authz.identity import Identity
 from authz.introspection import Introspector
@@ -23,6 +23,8 @@ log = logging.getLogger("authz.engine")
 
 RevocationCheck = Callable[[Identity], Awaitable[bool]]
 INTERNAL_ERROR = forbidden("authorization could not be decided", "internal_error")
+UNAVAILABLE = Decision(False, 503, "store_unavailable", error="temporarily_unavailable",
+                       description="the revocation store is unavailable; retry later")
 PROJECT_HEADER = "x-project"
 
 
@@ -75,6 +77,9 @@ class Engine:
                             rules: Rules) -> tuple[Decision, Identity | None]:
         try:
             decision, identity = await self._verify_then_decide(req, key, token, rules)
+        except Unavailable as exc:  # an outage, not a bug: no traceback, nothing cached
+            log.warning("ext_authz: %s; denying", exc)
+            decision, identity = UNAVAILABLE, None
         except Exception:
             log.exception("ext_authz internal error; denying")
             decision, identity = INTERNAL_ERROR, None

@@ -10,5 +10,9 @@ class TokenError(Exception):
         self.reason = reason  # short metric label, e.g. "expired", "bad_signature"
 
 
+class Unavailable(Exception):
+    """Something a decision needs (the revocation store) did not answer: deny with 503, try later."""
+
+
 class NotMine(Exception):
     """An authenticator does not recognise the token (DESIGN rule 2): try the next one."""

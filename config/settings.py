@@ -101,6 +101,13 @@ class Introspection(BaseModel):
     timeout_seconds: float = Field(3.0, gt=0)
 
 
+class RefreshSettings(BaseModel):
+    model_config = _FROZEN
+    # the same refresh token presented again this soon after its rotation gets the same
+    # successor (a lost answer, a retry after a 503); later, reuse revokes its family. 0 = off
+    reuse_grace_seconds: float = Field(5.0, ge=0, le=300)
+
+
 class PasswordHashing(BaseModel):
     """argon2id parameters; defaults are OWASP's (m=19 MiB, t=2, p=1)."""
 
@@ -164,6 +171,7 @@ class Settings(BaseModel):
     access_token_ttl_seconds: int = Field(900, ge=1)
     refresh_token_ttl_seconds: int = Field(86_400, ge=1)
     offline_refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=1)
+    refresh: RefreshSettings = RefreshSettings()
     password_hashing: PasswordHashing = PasswordHashing()
     credentials_service_url: str | None = None
     login_max_failures: int = Field(5, ge=1)

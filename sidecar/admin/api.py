@@ -58,7 +58,9 @@ class AdminApi:
             except AdminError as exc:
                 return _problem(exc.status, exc.error, exc.description)
             except StoreUnavailable:
-                return _problem(503, "temporarily_unavailable", "the store is unavailable; retry later")
+                answer = _problem(503, "temporarily_unavailable", "the store is unavailable; retry later")
+                answer.headers["Retry-After"] = "1"
+                return answer
         return endpoint
 
     async def _body(self, request: Request, model: type[BaseModel]) -> Any:

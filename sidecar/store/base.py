@@ -6,11 +6,12 @@ import abc
 from dataclasses import dataclass
 from typing import Literal
 
+from authz.errors import Unavailable
 from sidecar.store.records import Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User
 
 
-class StoreUnavailable(Exception):
-    """The backing store did not answer (→ 503 temporarily_unavailable)."""
+class StoreUnavailable(Unavailable):
+    """The backing store did not answer (→ 503 temporarily_unavailable; ext_authz denies with 503)."""
 
 
 class Conflict(Exception):
@@ -19,8 +20,9 @@ class Conflict(Exception):
 
 @dataclass(frozen=True)
 class Rotation:
-    outcome: Literal["ok", "missing", "reused", "revoked", "expired"]
+    outcome: Literal["ok", "replayed", "missing", "reused", "revoked", "expired"]
     record: RefreshRecord | None = None
+    successor: str | None = None  # "replayed": the successor as sealed by the first rotation
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,16 @@ class Store(abc.ABC):
     async def get_refresh(self, family: str, digest: str) -> RefreshRecord | None: ...
     @abc.abstractmethod
     async def rotate_refresh(self, old: RefreshRecord, new: RefreshRecord, access: tuple[str, float],
-                             now: float) -> Rotation:
+                             now: float, grace: float = 0.0, sealed: str = "") -> Rotation:
         """Atomically: mark the old token used, store its successor and add the access token
-        (jti, exp) to the family. A used token means reuse: the whole family is revoked.
-        Exactly one of concurrent callers gets "ok". "revoked" when the family, or the old
-        token's subject or client, was revoked (the old token may be marked used then: it
-        could never be used again anyway)."""
+        (jti, exp) to the family. Exactly one of concurrent callers gets "ok".
+        Safe to retry: the same call again (same `new`) answers "ok" again and changes nothing.
+        With `grace` > 0, `sealed` (the successor token, sealed under the old one) is kept
+        that many seconds: another rotation of the same old token within them answers
+        "replayed" with it (and adds its access token to the family). Any other use of a used
+        token is reuse: the whole family is revoked, "reused". "revoked" when the family, or
+        the old token's subject or client, was revoked (the old token may be marked used then:
+        it could never be used again anyway)."""
     @abc.abstractmethod
     async def revoke_family(self, family: str, until: float) -> None: ...
     @abc.abstractmethod

@@ -22,6 +22,8 @@ class MemoryStore(Store):
         self.refresh: dict[tuple[str, str], RefreshRecord] = {}
         self.revoked_families: dict[str, float] = {}
         self.family_jtis: dict[str, list[tuple[str, float]]] = {}
+        self.successors: dict[tuple[str, str], str] = {}  # (family, used digest) → its successor's digest
+        self.grace: dict[str, tuple[str, str, float]] = {}  # family → (old digest, sealed successor, until)
         self.revoked_jtis: dict[str, float] = {}
         self.revoked_principals: dict[tuple[str, str], float] = {}
         self.once: dict[str, float] = {}
@@ -94,7 +96,7 @@ class MemoryStore(Store):
         return self.refresh.get((family, digest))
 
     async def rotate_refresh(self, old: RefreshRecord, new: RefreshRecord, access: tuple[str, float],
-                             now: float) -> Rotation:
+                             now: float, grace: float = 0.0, sealed: str = "") -> Rotation:
         # no await inside: atomic with respect to the event loop
         family, old_digest = old.family, old.digest
         old = self.refresh.get((family, old_digest))
@@ -105,11 +107,20 @@ class MemoryStore(Store):
         if old.family_expires_at <= now:
             return Rotation("expired", old)
         if old.used:
+            if self.successors.get((family, old_digest)) == new.digest:
+                return Rotation("ok", old)  # this very rotation, asked again
+            kept = self.grace.get(family)
+            if kept and kept[0] == old_digest and kept[2] > self._clock():
+                self.family_jtis.setdefault(family, []).append(access)
+                return Rotation("replayed", old, kept[1])
             self.revoked_families[family] = old.family_expires_at
             return Rotation("reused", old)
         self.refresh[(family, old_digest)] = dataclasses.replace(old, used=True)
+        self.successors[(family, old_digest)] = new.digest
         self.refresh[(family, new.digest)] = new
         self.family_jtis.setdefault(family, []).append(access)
+        if grace > 0 and sealed:
+            self.grace[family] = (old_digest, sealed, self._clock() + grace)
         return Rotation("ok", old)
 
     async def revoke_family(self, family: str, until: float) -> None:

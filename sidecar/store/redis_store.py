@@ -1,7 +1,9 @@
 """redis:// (also rediss://, redis+sentinel://, redis+cluster://) with redis.asyncio.
 
 Keys of one refresh family share a hash tag, so the rotation script stays on one
-Cluster slot. Every Redis failure surfaces as StoreUnavailable (→ 503).
+Cluster slot; reads that span several keys (a token's revocation marks) are one MGET on
+a single Redis and one GET per key on a Cluster. Every Redis failure, Cluster ones
+included, surfaces as StoreUnavailable (→ 503).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from typing import Any, Awaitable, Callable, Literal
 from urllib.parse import urlsplit
 
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from sidecar.store import cluster_trip
 from sidecar.store.base import Conflict, LoginState, Rotation, Store, StoreUnavailable
 from sidecar.store.records import (Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User, from_dict,
                                    to_dict)
@@ -31,8 +35,14 @@ log = logging.getLogger("sidecar.store.redis")
 P = "as:"
 CHANNEL = P + "revocations"
 
-# KEYS: old token, new token, family revoked mark, family's access tokens
-# ARGV: new record, now, family expiry, access token jti, access token exp
+# KEYS: old token, new token, family revoked mark, family's access tokens, family's grace slot
+# ARGV: new record, now, family expiry, access token jti, access token exp, rotation id (a prefix
+#       of the new token's digest), the successor sealed under the old token, grace in ms,
+#       old token's rotation id
+# A used token whose recorded successor is this call's own is this very rotation run again
+# (redis-py retried the script after a timeout or reconnect): "ok" again, nothing changes.
+# A used token whose successor is in the grace slot, still alive: "replayed" with the sealed
+# successor. Any other use of a used token is reuse: the family is revoked.
 _ROTATE = """
 local used = redis.call('HGET', KEYS[1], 'used')
 if not used then return {'missing', ''} end
@@ -40,18 +50,33 @@ local data = redis.call('HGET', KEYS[1], 'data')
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'revoked', data} end
 local exp = tonumber(redis.call('HGET', KEYS[1], 'exp'))
 if exp <= tonumber(ARGV[2]) then return {'expired', data} end
+local function add_access()
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+  local at = math.ceil(tonumber(ARGV[5])) + 1
+  if redis.call('EXPIRETIME', KEYS[4]) < at then redis.call('EXPIREAT', KEYS[4], at) end
+end
 if used == '1' then
+  if redis.call('HGET', KEYS[1], 'next') == ARGV[6] then return {'ok', data} end
+  local grace = redis.call('GET', KEYS[5])
+  if grace and string.sub(grace, 1, #ARGV[9] + 1) == ARGV[9] .. ' ' then
+    add_access()
+    return {'replayed', data, string.sub(grace, #ARGV[9] + 2)}
+  end
   redis.call('SET', KEYS[3], '1', 'EXAT', math.ceil(exp) + 1)
   return {'reused', data}
 end
-redis.call('HSET', KEYS[1], 'used', '1')
+redis.call('HSET', KEYS[1], 'used', '1', 'next', ARGV[6])
 redis.call('HSET', KEYS[2], 'data', ARGV[1], 'used', '0', 'exp', ARGV[3])
 redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(ARGV[3])) + 1)
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
-local at = math.ceil(tonumber(ARGV[5])) + 1
-if redis.call('EXPIRETIME', KEYS[4]) < at then redis.call('EXPIREAT', KEYS[4], at) end
+add_access()
+if tonumber(ARGV[8]) > 0 then redis.call('SET', KEYS[5], ARGV[9] .. ' ' .. ARGV[7], 'PX', ARGV[8]) end
 return {'ok', data}
 """
+# rotation ids: 16 hex digits of a token's digest name it among its family's tokens (the
+# digest is of a server-made 256-bit secret: no one picks it to collide)
+_ID = 16
+# every failure of the client or the server behind it: the caller answers 503
+_ERRORS = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
 def _guard(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -59,7 +84,7 @@ def _guard(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return await fn(*args, **kwargs)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except _ERRORS as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
     return wrapper
 
@@ -92,7 +117,11 @@ def connect(url: str) -> Any:
     # a restarted Redis leaves dead pooled connections: retry those quickly instead of failing
     options = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "health_check_interval": 15,
                "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-               "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
+               "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+               # redis-py (async, plain and per Cluster node) caps a pool at 100 connections and
+               # fails the 101st concurrent command at once (MaxConnectionsError) instead of
+               # waiting: a worker with a few hundred requests in flight must not 503 on that
+               "max_connections": 1000}
     if url.startswith("redis+sentinel://"):
         from redis.asyncio.sentinel import Sentinel
         parts = urlsplit(url)
@@ -104,7 +133,6 @@ def connect(url: str) -> Any:
         sentinel = Sentinel(hosts, **options)
         return sentinel.master_for(service, db=db, password=parts.password, **options)
     if url.startswith("redis+cluster://"):
-        from redis.asyncio.cluster import RedisCluster
         return RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], **options)
     return redis.Redis.from_url(url, **options)
 
@@ -116,6 +144,19 @@ class RedisStore(Store):
         self._listener: asyncio.Task | None = None
         # Cluster routes each key to its node: it keeps redis-py's pipelines
         self._lean = isinstance(client, redis.Redis)
+        self._cluster = isinstance(client, RedisCluster)
+
+    def _marks(self, keys: list[str]) -> list[tuple]:
+        """Commands reading these keys' values in order: one MGET on a single Redis, one GET
+        per key on a Cluster (the keys live in different slots; a pipeline sends each to its node)."""
+        return [("MGET", *keys)] if self._lean else [("GET", key) for key in keys]
+
+    @staticmethod
+    def _values(replies: list, lean: bool) -> list:
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return list(replies[0]) if lean else list(replies)
 
     async def _round_trip(self, commands: list[tuple]) -> list:
         """Commands written at once and their raw replies read back (an error reply is
@@ -124,6 +165,9 @@ class RedisStore(Store):
         that fails (a restarted Redis leaves dead ones in the pool) is dropped and the round
         trip retried on a fresh one, as redis-py's pipeline does."""
         if not self._lean:
+            replies = await cluster_trip.round_trip(self.r, commands) if self._cluster else None
+            if replies is not None:
+                return replies
             async with self.r.pipeline(transaction=False) as pipe:
                 for command in commands:
                     pipe.execute_command(*command)
@@ -154,9 +198,13 @@ class RedisStore(Store):
         return cls(connect(url))
 
     async def ping(self) -> bool:
+        """/readyz: one PING (every master of a Cluster), bounded so a stalled Redis reads as
+        not ready within half a second instead of after the client's retries."""
         try:
-            return bool(await self.r.ping())
-        except (RedisError, OSError, asyncio.TimeoutError):
+            if self._lean:
+                return bool(await asyncio.wait_for(self.r.ping(), 0.5))
+            return bool(await asyncio.wait_for(self.r.ping(target_nodes=RedisCluster.PRIMARIES), 0.5))
+        except _ERRORS:
             return False
 
     async def close(self) -> None:
@@ -242,13 +290,14 @@ class RedisStore(Store):
 
     @_guard
     async def put_refresh(self, record: RefreshRecord, access: tuple[str, float]) -> None:
-        key = _rt(record.family, record.digest)
-        async with self.r.pipeline(transaction=False) as pipe:  # one round trip
-            pipe.hset(key, mapping={"data": json.dumps(to_dict(record)), "used": "1" if record.used else "0",
-                                    "exp": repr(record.family_expires_at)})
-            pipe.expireat(key, math.ceil(record.family_expires_at) + 1)
-            self._add_access(pipe, record.family, *access)
-            await pipe.execute()
+        key, jtis = _rt(record.family, record.digest), _fam(record.family, "jtis")
+        at, jti_at = math.ceil(record.family_expires_at) + 1, math.ceil(access[1]) + 1
+        replies = await self._round_trip([  # one round trip, one slot (the family's hash tag)
+            ("HSET", key, "data", json.dumps(to_dict(record)), "used", "1" if record.used else "0",
+             "exp", repr(record.family_expires_at)),
+            ("EXPIREAT", key, at), ("ZADD", jtis, repr(access[1]), access[0]),
+            ("EXPIREAT", jtis, jti_at, "NX"), ("EXPIREAT", jtis, jti_at, "GT")])
+        self._values(replies, False)
 
     @_guard
     async def get_refresh(self, family: str, digest: str) -> RefreshRecord | None:
@@ -256,24 +305,26 @@ class RedisStore(Store):
 
     @_guard
     async def rotate_refresh(self, old: RefreshRecord, new: RefreshRecord, access: tuple[str, float],
-                             now: float) -> Rotation:
+                             now: float, grace: float = 0.0, sealed: str = "") -> Rotation:
         family = old.family
-        keys = [_rt(family, old.digest), _rt(family, new.digest), _fam(family, "revoked"), _fam(family, "jtis")]
-        args = [json.dumps(to_dict(new)), repr(now), repr(new.family_expires_at), access[0], repr(access[1])]
+        keys = [_rt(family, old.digest), _rt(family, new.digest), _fam(family, "revoked"), _fam(family, "jtis"),
+                _fam(family, "grace")]
+        args = [json.dumps(to_dict(new)), repr(now), repr(new.family_expires_at), access[0], repr(access[1]),
+                new.digest[:_ID], sealed, str(int(grace * 1000) if sealed else 0), old.digest[:_ID]]
         # the subject/client revocation marks live in other slots: read them in the same round trip
-        marks, result = await self._round_trip([("MGET", *_principal_keys(old.subject, old.client_id)),
-                                                ("EVALSHA", self._rotate.sha, len(keys), *keys, *args)])
-        if isinstance(marks, Exception):
-            raise marks
+        marks = self._marks(_principal_keys(old.subject, old.client_id))
+        *replies, result = await self._round_trip([*marks, ("EVALSHA", self._rotate.sha, len(keys), *keys, *args)])
+        values = self._values(replies, self._lean)
         if isinstance(result, NoScriptError):  # Redis restarted or flushed its scripts
             result = await self._rotate(keys=keys, args=args)
         elif isinstance(result, Exception):
             raise result
         outcome, data = result[0].decode(), result[1]
         record = from_dict(RefreshRecord, json.loads(data)) if data else None
-        if outcome == "ok" and _principal_revoked(marks, old.subject, old.client_id, old.created):
+        if outcome in ("ok", "replayed") and _principal_revoked(values, old.subject, old.client_id, old.created):
             outcome = "revoked"
-        return Rotation(outcome, record)  # type: ignore[arg-type]
+        successor = result[2].decode() if outcome == "replayed" else None
+        return Rotation(outcome, record, successor)  # type: ignore[arg-type]
 
     @_guard
     async def revoke_family(self, family: str, until: float) -> None:
@@ -282,12 +333,6 @@ class RedisStore(Store):
     @_guard
     async def family_revoked(self, family: str) -> bool:
         return bool(await self.r.exists(_fam(family, "revoked")))
-
-    @staticmethod
-    def _add_access(pipe: Any, family: str, jti: str, exp: float) -> None:
-        key = _fam(family, "jtis")
-        at = math.ceil(exp) + 1
-        pipe.zadd(key, {jti: exp}).expireat(key, at, nx=True).expireat(key, at, gt=True)
 
     @_guard
     async def family_access(self, family: str) -> list[tuple[str, float]]:
@@ -304,7 +349,11 @@ class RedisStore(Store):
 
     @_guard
     async def is_revoked(self, jti, subject, client_id, issued_at) -> bool:
-        jti_hit, *marks = await self.r.mget([f"{P}jti:{jti or ''}", *_principal_keys(subject, client_id)])
+        keys = [f"{P}jti:{jti or ''}", *_principal_keys(subject, client_id)]
+        if self._lean:
+            jti_hit, *marks = await self.r.mget(keys)
+        else:  # three slots: one GET to each key's node, in one round trip
+            jti_hit, *marks = self._values(await self._round_trip(self._marks(keys)), False)
         return bool(jti and jti_hit) or _principal_revoked(marks, subject, client_id, issued_at)
 
     @_guard
@@ -347,9 +396,11 @@ class RedisStore(Store):
         await self.r.delete(f"{P}fail:{key}")
 
     async def publish_revocation(self, message: dict) -> None:
+        # PUBLISH reaches every node of a Cluster (the cluster bus carries it): a subscriber
+        # on any node hears it
         try:
             await self.r.publish(CHANNEL, json.dumps(message))
-        except (RedisError, OSError) as exc:
+        except _ERRORS as exc:
             log.warning("revocation not published", extra={"error": type(exc).__name__})
 
     async def subscribe_revocations(self, callback: Callable[[dict], None]) -> None:
@@ -357,6 +408,8 @@ class RedisStore(Store):
         async def listen() -> None:
             while True:
                 try:
+                    if not self._lean:  # a Cluster client learns its slots on first use
+                        await self.r.initialize()
                     pubsub = self.r.pubsub()
                     await pubsub.subscribe(CHANNEL)
                     async for message in pubsub.listen():

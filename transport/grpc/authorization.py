@@ -28,7 +28,7 @@ log = logging.getLogger("transport.grpc")
 
 SERVICE = "envoy.service.auth.v3.Authorization"
 _OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
-_GRPC_CODE = {401: 16, 403: 7}  # UNAUTHENTICATED, PERMISSION_DENIED
+_GRPC_CODE = {401: 16, 403: 7, 503: 14}  # UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE
 
 
 def encode(decision: Decision) -> bytes:

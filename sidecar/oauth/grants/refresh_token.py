@@ -1,11 +1,16 @@
-"""grant_type=refresh_token: rotation on every use; reuse revokes the whole family."""
+"""grant_type=refresh_token: rotation on every use; reuse revokes the whole family.
+
+A rotation is safe to retry, and within `refresh.reuse_grace_seconds` of a rotation the same
+old token gets the same successor again (a lost answer, a client retry after a 503) with a
+new access token: minting one costs a signature, keeping the first would cost the store a
+sealed JWT per rotation; both are valid and both are revoked with the family."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from sidecar.oauth import refresh, scopes
+from sidecar.oauth import refresh, scopes, successor
 from sidecar.oauth.credentials import digest
 from sidecar.oauth.errors import InvalidGrant
 from sidecar.oauth.grants.base import Grant, Validated, access_ttl, token_answer
@@ -23,7 +28,8 @@ class RefreshTokenGrant(Grant):
 
     async def validate(self, ctx, request, params, client, looked_up=None):
         # the record was read with the client (`lookup`); a malformed token read nothing
-        if refresh.parse(required(params, "refresh_token")) is None:
+        parsed = refresh.parse(required(params, "refresh_token"))
+        if parsed is None:
             raise InvalidGrant("refresh token is malformed")
         record = looked_up
         if record is None:
@@ -35,10 +41,10 @@ class RefreshTokenGrant(Grant):
         granted = scopes.grant(params.get("scope"), record.scope.split())
         return Validated(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
                          scope=granted, ttl=access_ttl(ctx, client, params), org_id=record.org_id,
-                         project_ids=record.project_ids, with_refresh=True, source=record)
+                         project_ids=record.project_ids, with_refresh=True, source=(record, parsed[1]))
 
     async def issue(self, ctx, v: Validated):
-        old = v.source
+        old, secret = v.source
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids)
         rt, new = refresh.new(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
@@ -46,16 +52,25 @@ class RefreshTokenGrant(Grant):
                               family=old.family, org_id=old.org_id, project_ids=old.project_ids)
         # the successor and the new access token's jti are stored in the same atomic step
         # that marks the old token used; revocation of its family, subject or client is checked there too
-        rotation = await ctx.store.rotate_refresh(old, new, (token.claims["jti"], token.claims["exp"]), time.time())
-        if rotation.outcome == "reused":
+        grace = ctx.settings.refresh.reuse_grace_seconds
+        sealed = successor.seal(secret, old.family, rt) if grace > 0 else ""
+        rotation = await ctx.store.rotate_refresh(old, new, (token.claims["jti"], token.claims["exp"]), time.time(),
+                                                  grace=grace, sealed=sealed)
+        if rotation.outcome == "replayed":
+            rt = successor.unseal(secret, old.family, rotation.successor or "")
+            if rt is None:  # not sealed under this token: cannot happen unless the store was altered
+                raise InvalidGrant("refresh token was already used")
+            log.info("refresh token presented again within the grace period: same successor",
+                     extra={"family": old.family[:8], "client_id": old.client_id})
+        elif rotation.outcome == "reused":
             ctx.metrics.reuse.inc()
             log.warning("refresh token reuse: family revoked", extra={"family": old.family[:8],
                                                                        "client_id": old.client_id})
             await ctx.revoker.family(old.family, old.family_expires_at)
             raise InvalidGrant("refresh token was already used; its session has been revoked")
-        if rotation.outcome == "revoked":
+        elif rotation.outcome == "revoked":
             raise InvalidGrant("refresh token has been revoked")
-        if rotation.outcome != "ok":
+        elif rotation.outcome != "ok":
             raise InvalidGrant(f"refresh token is {rotation.outcome}")
         answer = token_answer(token.token, v)
         answer["refresh_token"] = rt
