@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from urllib.parse import unquote_plus
 
 from starlette.requests import Request
@@ -23,7 +22,7 @@ def _basic(request: Request) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII in the header
         raise InvalidClient("malformed Basic credentials", headers={"WWW-Authenticate": 'Basic realm="auth-sidecar"'})
     client_id, sep, secret = decoded.partition(":")
     if not sep:
