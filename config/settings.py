@@ -126,6 +126,11 @@ class Settings(BaseModel):
     audiences: tuple[str, ...] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     drain_seconds: float = Field(10.0, ge=0)
+    # a request must arrive whole (line, headers, body) within this long of its first byte
+    http_read_timeout_seconds: float = Field(10.0, gt=0)
+    # proxies in front that append to X-Forwarded-For (Envoy's xff_num_trusted_hops): the client
+    # address is the entry this many from the right; 0 = the TCP peer
+    trusted_proxy_hops: int = Field(0, ge=0, le=16)
 
     # ext_authz
     leeway_seconds: float = Field(30.0, ge=0, le=600)
@@ -144,8 +149,13 @@ class Settings(BaseModel):
     offline_refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=1)
     password_hashing: PasswordHashing = PasswordHashing()
     credentials_service_url: str | None = None
+    # failed logins, per (account, source address) and per source address: past the free ones,
+    # each failure delays the next attempt from there (1, 2, 4 … s, capped; 429 until then)
     login_max_failures: int = Field(5, ge=1)
+    login_source_max_failures: int = Field(30, ge=1)
+    login_delay_seconds: float = Field(1.0, gt=0)
     login_lockout_seconds: int = Field(60, ge=1)
+    login_failure_window_seconds: int = Field(900, ge=1)
     max_body_bytes: int = Field(65_536, ge=1024)
 
     _check_listen = field_validator("grpc_listen", "http_listen")(lambda cls, v: _listen(v))
