@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 MAX_JSON_DEPTH = 32  # our bodies nest 2 deep; a deeper one is an attack or a mistake
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
@@ -33,10 +33,13 @@ async def read_capped(request: Request, max_bytes: int) -> bytes:
             raise BodyError(400, "Content-Length is not a number")
         raise BodyError(413, f"request body is larger than {max_bytes} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise BodyError(413, f"request body is larger than {max_bytes} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise BodyError(413, f"request body is larger than {max_bytes} bytes")
+    except ClientDisconnect:  # gone, or closed for sending too slowly: nobody reads the answer
+        raise BodyError(400, "the request body was not received in full") from None
     return bytes(body)
 
 
