@@ -18,6 +18,8 @@ _FIELD_VALUE = re.compile("[!-~]([\t -~]*[!-~])?")
 
 
 def _check_field_value(name: str, text: str) -> None:
+    if text.isascii() and text.isprintable() and text[0] != " " and text[-1] != " ":
+        return  # visible ASCII and inner spaces: the common case, at C speed (no tab either)
     if _FIELD_VALUE.fullmatch(text) is None:
         raise TokenError(f"claim {name} is not a valid HTTP header value", "bad_claim")
 

@@ -58,6 +58,8 @@ def protocol_for(check: HttpCheckApp, read_timeout: float = 10.0,
             date_source[:] = [defaults, b"".join(b"%s: %s\r\n" % kv for kv in defaults)]
         return date_source[1]
 
+    begin = HttpToolsProtocol.on_message_begin
+
     class ExtAuthzProtocol(HttpToolsProtocol):
         answer: Any = None  # an inline answer (bytes), written once the request ends, or _VERIFYING
         read_timer: Any = None  # at most one per connection, re-armed lazily (not one per request)
@@ -98,8 +100,8 @@ def protocol_for(check: HttpCheckApp, read_timeout: float = 10.0,
             self.transport.write(head + _MALFORMED)
             self.transport.close()
 
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
+        def on_message_begin(self) -> None:  # per request: kept lean (no timer, no super())
+            begin(self)
             self.in_headers = True
             self.awaiting_since = self.loop.time()
             if self.read_timer is None:
