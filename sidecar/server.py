@@ -56,8 +56,11 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
     app = build_app(container, registry, routes)
     http_source = http_handoff or Acceptor(bind(settings.http_listen))
     protocol = protocol_for(container.http_check, settings.http_read_timeout_seconds, http_source.connection_closed)
+    # proxy_headers off: uvicorn would take the client address from X-Forwarded-For of any peer on
+    # 127.0.0.1; trusted_proxy_hops decides that (sidecar/source_address.py)
     config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, server_header=False,
-                            timeout_graceful_shutdown=max(settings.drain_seconds, 1), loop="none", http=protocol)
+                            timeout_graceful_shutdown=max(settings.drain_seconds, 1), loop="none", http=protocol,
+                            proxy_headers=False)
     http_server = _Uvicorn(config)
     http_task = asyncio.create_task(http_server.serve(sockets=[]))  # no listener: connections are adopted
 
