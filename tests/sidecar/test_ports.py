@@ -33,8 +33,8 @@ def refused(tmp, cases: list[tuple[int, int, int, str]]) -> None:
     """Sidecars on these ports (workers, gRPC port, HTTP port, the setting that is taken), all
     started at once: each exits 2 with one line naming the setting and the address."""
     started = []
-    for n, (workers, grpc_port, http_port, name) in enumerate(cases):
-        s = Sidecar(args=["--workers", str(workers)], tmp=tmp)
+    for n, (count, grpc_port, http_port, name) in enumerate(cases):
+        s = Sidecar(args=["--workers", str(count)], tmp=tmp)
         s.env.update({"AUTH_SIDECAR_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
                       "AUTH_SIDECAR_HTTP_LISTEN": f"127.0.0.1:{http_port}"})
         s.log_path = tmp / f"refused-{n}.log"
