@@ -9,8 +9,10 @@ import time
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from authz.keys import write_new_key
+from sidecar.source_address import source_address
 from sidecar.store.base import Penalty
 from sidecar.store.memory import MemoryStore
 from sidecar.store.redis_store import RedisStore
@@ -154,3 +156,20 @@ async def test_delays_double_up_to_the_cap_and_success_forgets(store):
     assert count == 6 and blocked[0] > time.time() and blocked[1] == 0
     await store.clear_failures("k")
     assert await store.throttle_state(["k"]) == (0, (0.0,))
+
+
+def request_from(peer: str, *forwarded: str) -> Request:
+    headers = [(b"x-forwarded-for", value.encode()) for value in forwarded]
+    return Request({"type": "http", "client": (peer, 1234), "headers": headers})
+
+
+@pytest.mark.parametrize("peer,forwarded,hops,source", [
+    ("10.0.0.1", ("6.6.6.6",), 0, "10.0.0.1"),  # no trusted proxy: the header is the client's word
+    ("10.0.0.1", ("6.6.6.6, 1.2.3.4",), 1, "1.2.3.4"),  # the entry our proxy appended
+    ("10.0.0.1", ("6.6.6.6", "1.2.3.4, 5.6.7.8"), 2, "1.2.3.4"),  # several lines are one list
+    ("10.0.0.1", ("1.2.3.4",), 2, "10.0.0.1"),  # fewer entries than proxies: the peer, as Envoy does
+    ("2001:db8:1:2:3:4:5:6", (), 0, "2001:db8:1:2::/64"),  # IPv6 counts per /64
+    ("::ffff:192.0.2.1", (), 0, "192.0.2.1"),
+])
+def test_source_address(peer, forwarded, hops, source):
+    assert source_address(request_from(peer, *forwarded), hops) == source
