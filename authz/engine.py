@@ -89,8 +89,9 @@ class Engine:
               key: bytes) -> tuple[Decision, Identity | None]:
         self.metrics.decision(mode, decision.allowed, decision.reason, time.perf_counter() - started)
         if not decision.allowed:
+            # the path without its query: URLs carry tokens and other secrets there
             log.info("deny", extra={"status": decision.status, "reason": decision.reason,
-                                    "token_sha256": key.hex()[:12], "path": req.path[:200]})
+                                    "token_sha256": key.hex()[:12], "path": req.path.partition("?")[0][:200]})
         return decision, identity
 
     def _decide_now(self, req: AuthRequest) -> tuple[Decision | None, Identity | None, bytes, str, Rules | None]:

@@ -11,9 +11,21 @@ from typing import Any, Mapping
 from authz.errors import TokenError
 
 _FORBIDDEN = re.compile("[\r\n\0]")
+# RFC 9110 §5.5 field-value: visible ASCII, SP and HTAB inside, no whitespace at the ends.
+# obs-text (bytes 0x80-0xFF) is refused too: a claim is text, its UTF-8 bytes would reach the
+# upstream as obs-text, which most frameworks decode as Latin-1 (a different value).
+_FIELD_VALUE = re.compile("[!-~]([\t -~]*[!-~])?")
 
 
-def _clean(name: str, value: Any, shared: bool = True) -> str | None:
+def _check_field_value(name: str, text: str) -> None:
+    if text.isascii() and text.isprintable() and text[0] != " " and text[-1] != " ":
+        return  # visible ASCII and inner spaces: the common case, at C speed (no tab either)
+    if _FIELD_VALUE.fullmatch(text) is None:
+        raise TokenError(f"claim {name} is not a valid HTTP header value", "bad_claim")
+
+
+def _clean(name: str, value: Any, shared: bool = True, header: bool = True) -> str | None:
+    """A claim's text; `header`: it may be sent upstream as a header value, and must be one."""
     if value is None or value == "":
         return None
     if type(value) is str:
@@ -22,21 +34,23 @@ def _clean(name: str, value: Any, shared: bool = True) -> str | None:
         text = str(value)
     else:
         raise TokenError(f"claim {name} has the wrong type", "bad_claim")
-    if _FORBIDDEN.search(text):
+    if header:
+        _check_field_value(name, text)
+    elif _FORBIDDEN.search(text):
         raise TokenError(f"claim {name} contains control characters", "bad_claim")
     # tenants, orgs, clients, issuers repeat across many cached tokens: share one copy (not
     # for `sub` and `jti`: unique values would only grow the interned table)
     return sys.intern(text) if shared and len(text) <= 128 else text
 
 
-def _str_list(name: str, value: Any) -> tuple[str, ...]:
+def _str_list(name: str, value: Any, header: bool = True) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
         raise TokenError(f"claim {name} must be a list of strings", "bad_claim")
-    return tuple(v for v in (_clean(name, item) for item in value) if v)
+    return tuple(v for v in (_clean(name, item, header=header) for item in value) if v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +97,9 @@ class Identity:
         scope = claims.get("scope", "")
         if isinstance(scope, list):  # some issuers send a list ("scp" style)
             scope = " ".join(str(s) for s in scope)
-        scope_text = _clean("scope", scope) or ""
+        scope_text = " ".join((_clean("scope", scope, header=False) or "").split())
+        if scope_text:  # checked once spaces are normalised: x-scopes carries the normalised text
+            _check_field_value("scope", scope_text)
         project_ids = _str_list("project_ids", claims.get("project_ids"))
         if not project_ids and claims.get("project_id"):
             project_ids = _str_list("project_id", claims.get("project_id"))
@@ -93,14 +109,14 @@ class Identity:
             _clean("org_id", claims.get("org_id")),
             project_ids,
             _clean("client_id", claims.get("client_id") or claims.get("azp")),
-            sys.intern(" ".join(scope_text.split())),
-            _str_list("aud", claims.get("aud")),
-            _clean("iss", claims.get("iss")),
+            sys.intern(scope_text),
+            _str_list("aud", claims.get("aud"), header=False),
+            _clean("iss", claims.get("iss"), header=False),
         )
         return cls(
             profile=profile,
             subject=_clean("sub", claims.get("sub"), shared=False),
-            jti=_clean("jti", claims.get("jti"), shared=False),
+            jti=_clean("jti", claims.get("jti"), shared=False, header=False),
             expires_at=expires_at,
             issued_at=float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool) else None,
         )

@@ -40,7 +40,7 @@ def b64url_decode(segment: str) -> bytes:
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested ~1,000 deep
         raise TokenError(f"token {what} is not valid JSON", "malformed") from None
     if not isinstance(value, dict):
         raise TokenError(f"token {what} is not a JSON object", "malformed")

@@ -155,6 +155,11 @@ class Settings(BaseModel):
     grpc_idle_timeout_seconds: float = Field(300.0, ge=0)
     # unfinished request bytes held across all gRPC connections of a worker
     grpc_max_buffered_bytes: int = Field(16 << 20, ge=1 << 20)
+    # a request must arrive whole (line, headers, body) within this long of its first byte
+    http_read_timeout_seconds: float = Field(10.0, gt=0)
+    # proxies in front that append to X-Forwarded-For (Envoy's xff_num_trusted_hops): the client
+    # address is the entry this many from the right; 0 = the TCP peer
+    trusted_proxy_hops: int = Field(0, ge=0, le=16)
 
     # ext_authz
     leeway_seconds: float = Field(30.0, ge=0, le=600)
@@ -174,8 +179,13 @@ class Settings(BaseModel):
     refresh: RefreshSettings = RefreshSettings()
     password_hashing: PasswordHashing = PasswordHashing()
     credentials_service_url: str | None = None
+    # failed logins, per (account, source address) and per source address: past the free ones,
+    # each failure delays the next attempt from there (1, 2, 4 … s, capped; 429 until then)
     login_max_failures: int = Field(5, ge=1)
+    login_source_max_failures: int = Field(30, ge=1)
+    login_delay_seconds: float = Field(1.0, gt=0)
     login_lockout_seconds: int = Field(60, ge=1)
+    login_failure_window_seconds: int = Field(900, ge=1)
     max_body_bytes: int = Field(65_536, ge=1024)
 
     _check_listen = field_validator("grpc_listen", "http_listen")(lambda cls, v: _listen(v))

@@ -1,4 +1,4 @@
-"""--workers N on the gRPC port: the supervisor accepts and hands each connection to the
+"""--workers N on the gRPC and HTTP ports: the supervisor accepts and hands each connection to the
 worker with the fewest open ones.
 
 SO_REUSEPORT spreads connections by a hash of their addresses, which is fair only for many
@@ -115,7 +115,7 @@ class Balancer:
                 if self._refusing:
                     return  # refuse() shut the listener down
                 if exc.errno in _OUT_OF_RESOURCES:  # keep serving; accept again once some are freed
-                    log.warning("cannot accept a gRPC connection", extra={"error": exc.strerror})
+                    log.warning("cannot accept a connection", extra={"error": exc.strerror})
                     time.sleep(0.1)
                 continue  # e.g. a client that reset before we accepted it
             with conn:
@@ -138,4 +138,4 @@ class Balancer:
             self._handed[i] += 1
             self._next = (i + 1) % n
             return
-        log.warning("no worker took a gRPC connection: closed")
+        log.warning("no worker took a connection: closed")

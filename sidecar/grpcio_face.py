@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
@@ -14,11 +16,19 @@ class GrpcioFace:
     """gRPC on grpc.aio (`grpc_server: grpcio`)."""
 
     def __init__(self, settings: Settings, container: Container) -> None:
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 1 << 20)])
+        # SO_REUSEPORT only for --workers (grpc.aio cannot be handed connections): with one
+        # worker a second instance on the port fails instead of sharing it
+        reuse = 1 if settings.workers > 1 else 0
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", reuse),
+                                               ("grpc.max_receive_message_length", 1 << 20)])
         self.server.add_generic_rpc_handlers((container.authz_service.handler(),))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.server.add_insecure_port(settings.grpc_listen)
+        try:
+            self.server.add_insecure_port(settings.grpc_listen)
+        except RuntimeError:  # grpcio says only "Failed to bind"
+            print(f"auth-sidecar: cannot listen on grpc_listen {settings.grpc_listen}", file=sys.stderr)
+            raise SystemExit(2) from None
 
     async def start(self) -> None:
         await self.server.start()

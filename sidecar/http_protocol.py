@@ -10,18 +10,29 @@ takes uvicorn's ordinary path: other paths, percent-encoded targets, HTTP/1.0 or
 `Connection: close`, upgrades, a request pipelined behind one still being answered
 (answers keep their order), and any request while the client is not reading its answers
 (uvicorn's path waits for it and stops reading further requests).
+
+uvicorn has no timeout for a request being received (only for an idle keep-alive
+connection): a client that sends half a request, or nothing, would hold its connection
+for good. Here a request must arrive whole (line, headers, body) within `read_timeout`
+seconds of its first byte, and a new connection must start one within as long.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from authz.http_check import HttpCheckApp, raw_path
 
 _VERIFYING: Any = object()  # `answer` of a request whose check runs in a task
+_LATE = b"request not received in time"
+_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
+              b"connection: close\r\n\r\n%s" % (len(_LATE), _LATE))
+
+
+_MALFORMED = b'{"error": "invalid_request", "error_description": "malformed HTTP request"}'
 
 
 class _Verifying:
@@ -36,7 +47,10 @@ class _Verifying:
         self.message_event = asyncio.Event()
 
 
-def protocol_for(check: HttpCheckApp) -> type[HttpToolsProtocol]:
+def protocol_for(check: HttpCheckApp, read_timeout: float = 10.0,
+                 on_closed: Callable[[], None] | None = None) -> type[HttpToolsProtocol]:
+    """The protocol class; `on_closed` is told of every connection that ends (the balancer
+    of --workers counts each worker's open connections)."""
     date_source: list = [None, b""]  # uvicorn's default-headers list → its header lines
 
     def date_lines(defaults: list[tuple[bytes, bytes]]) -> bytes:
@@ -44,10 +58,57 @@ def protocol_for(check: HttpCheckApp) -> type[HttpToolsProtocol]:
             date_source[:] = [defaults, b"".join(b"%s: %s\r\n" % kv for kv in defaults)]
         return date_source[1]
 
+    begin = HttpToolsProtocol.on_message_begin
+
     class ExtAuthzProtocol(HttpToolsProtocol):
         answer: Any = None  # an inline answer (bytes), written once the request ends, or _VERIFYING
+        read_timer: Any = None  # at most one per connection, re-armed lazily (not one per request)
+        awaiting_since: float | None = None  # loop time a request (or the first one) began to be awaited
+        in_headers = False  # the request line or headers are still arriving
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.awaiting_since = self.loop.time()
+            self.read_timer = self.loop.call_later(read_timeout, self._check_read)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.read_timer is not None:
+                self.read_timer.cancel()
+                self.read_timer = None
+            super().connection_lost(exc)
+            if on_closed is not None:
+                on_closed()
+
+        def _check_read(self) -> None:
+            self.read_timer = None
+            since = self.awaiting_since
+            if since is None or self.transport.is_closing():
+                return  # nothing awaited: on_message_begin arms again
+            left = since + read_timeout - self.loop.time()
+            if left > 0:
+                self.read_timer = self.loop.call_later(left, self._check_read)
+                return
+            if self.in_headers:  # no answer has begun: say why before closing
+                self.transport.write(_TIMED_OUT)
+            self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:
+            """What the parser refused (a control byte in a header, a bad request line): the
+            RFC 6749 error body, as every other 400 of ours, instead of uvicorn's plain text."""
+            head = b"HTTP/1.1 400 Bad Request\r\n%scontent-type: application/json\r\ncontent-length: %d\r\n" \
+                   b"connection: close\r\n\r\n" % (date_lines(self.server_state.default_headers), len(_MALFORMED))
+            self.transport.write(head + _MALFORMED)
+            self.transport.close()
+
+        def on_message_begin(self) -> None:  # per request: kept lean (no timer, no super())
+            begin(self)
+            self.in_headers = True
+            self.awaiting_since = self.loop.time()
+            if self.read_timer is None:
+                self.read_timer = self.loop.call_later(read_timeout, self._check_read)
 
         def on_headers_complete(self) -> None:
+            self.in_headers = False
             path = raw_path(self.url)
             parser = self.parser
             if (path is not None and not self.pipeline and (self.cycle is None or self.cycle.response_complete)
@@ -83,6 +144,7 @@ def protocol_for(check: HttpCheckApp) -> type[HttpToolsProtocol]:
                 super().on_body(body)  # an inline answer does not read a body
 
         def on_message_complete(self) -> None:
+            self.awaiting_since = None
             answer = self.answer
             if answer is None:
                 super().on_message_complete()

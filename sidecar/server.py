@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -22,31 +23,13 @@ from sidecar.grpc_health import NOT_SERVING, Health
 from sidecar.http_app import build_app
 from sidecar.http_protocol import protocol_for
 from sidecar.key_watch import KeyWatcher
+from sidecar.listeners import Acceptor, bind, bind_or_exit
 from sidecar.reload import Reloader, SettingsSource
 from transport.grpc.authorization import SERVICE
 from transport.grpc.unary import GrpcH2Server
 from transport.h2.limits import Limits
 
 log = logging.getLogger("sidecar.server")
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def bind_listener(listen: str, reuse_port: bool = True) -> socket.socket:
-    """A listening socket; with reuse_port several worker processes can share it (SO_REUSEPORT)."""
-    host, port = split_listen(listen)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 class _Uvicorn(uvicorn.Server):
@@ -59,8 +42,10 @@ Extender = Callable[[composition.Container, CollectorRegistry], list]
 
 
 async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Extender | None = None,
-                on_ready: Callable[[], None] | None = None, handoff: Handoff | None = None,
-                source: SettingsSource | None = None) -> None:
+                on_ready: Callable[[], None] | None = None, handoff: Handoff | Acceptor | None = None,
+                http_handoff: Handoff | Acceptor | None = None, source: SettingsSource | None = None) -> None:
+    """`handoff`, `http_handoff`: where the gRPC and HTTP connections come from (the supervisor's
+    balancer, or this process's own listening socket); None: bind the port here."""
     container = composition.build(settings, keyring)
     registry = CollectorRegistry()
     registry.register(container.metrics)
@@ -72,12 +57,15 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
     grpc_face = await _start_grpc(settings, container, handoff)
 
     app = build_app(container, registry, routes)
-    sock = bind_listener(settings.http_listen)
+    http_source = http_handoff or Acceptor(bind(settings.http_listen))
+    protocol = protocol_for(container.http_check, settings.http_read_timeout_seconds, http_source.connection_closed)
+    # proxy_headers off: uvicorn would take the client address from X-Forwarded-For of any peer on
+    # 127.0.0.1; trusted_proxy_hops decides that (sidecar/source_address.py)
     config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, server_header=False,
-                            timeout_graceful_shutdown=max(settings.drain_seconds, 1), loop="none",
-                            http=protocol_for(container.http_check))
+                            timeout_graceful_shutdown=max(settings.drain_seconds, 1), loop="none", http=protocol,
+                            proxy_headers=False)
     http_server = _Uvicorn(config)
-    http_task = asyncio.create_task(http_server.serve(sockets=[sock]))
+    http_task = asyncio.create_task(http_server.serve(sockets=[]))  # no listener: connections are adopted
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -91,6 +79,7 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
         key_watcher.start()
     while not http_server.started and not http_task.done():
         await asyncio.sleep(0.01)
+    http_source.receive(_adopter(http_server, protocol))
     # everything built so far lives as long as the process: out of the collector's sight, a
     # full collection no longer walks it (~30 ms with the event loop stopped)
     gc.collect()
@@ -108,6 +97,7 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, extend: Exte
         await key_watcher.stop()
     # not serving first, then new calls are refused and in-flight ones finish within the grace
     await grpc_face.stop(settings.drain_seconds)
+    http_source.stop()
     http_server.should_exit = True
     await http_task
     await container.close()
@@ -121,10 +111,31 @@ def _on_hup(reloader: Reloader) -> Callable[[], None]:
     return hup
 
 
+def _adopter(http_server: uvicorn.Server, protocol: type) -> Callable[[socket.socket], None]:
+    """Serves an accepted connection with uvicorn's protocol, as uvicorn's own listener would
+    (its server_state and lifespan state: uvicorn internals, see tests/sidecar/test_ports.py)."""
+    loop = asyncio.get_running_loop()
+    factory = functools.partial(protocol, config=http_server.config, server_state=http_server.server_state,
+                                app_state=http_server.lifespan.state)
+    pending: set[asyncio.Task] = set()
+
+    def done(task: asyncio.Task) -> None:
+        pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # e.g. reset before it was served
+            log.debug("connection not served", extra={"error": type(task.exception()).__name__})
+
+    def adopt(sock: socket.socket) -> None:
+        task = loop.create_task(loop.connect_accepted_socket(factory, sock))
+        pending.add(task)
+        task.add_done_callback(done)
+    return adopt
+
+
 class _H2Face:
     """gRPC on the h2 transport (the default)."""
 
-    def __init__(self, settings: Settings, container: composition.Container, handoff: Handoff | None) -> None:
+    def __init__(self, settings: Settings, container: composition.Container,
+                 handoff: Handoff | Acceptor | None) -> None:
         self.health = Health(("", SERVICE))
         limits = Limits(handshake_timeout=settings.grpc_handshake_timeout_seconds,
                         idle_timeout=settings.grpc_idle_timeout_seconds,
@@ -132,24 +143,21 @@ class _H2Face:
         self.server = GrpcH2Server({f"/{SERVICE}/Check": container.authz_service.check_message,
                                     "/grpc.health.v1.Health/Check": self.health.check}, max_message=1 << 20,
                                    limits=limits)
-        self.listen = settings.grpc_listen
-        self.handoff = handoff
+        # --workers: the supervisor listens and hands us our share of the connections; else our own
+        self.handoff = handoff or Acceptor(bind(settings.grpc_listen))
 
     async def start(self) -> None:
-        if self.handoff is None:
-            await self.server.start(*split_listen(self.listen))
-        else:  # --workers: the supervisor listens and hands us our share of the connections
-            self.server.on_connection_closed = self.handoff.connection_closed
-            self.handoff.receive(self.server.adopt)
+        self.server.on_connection_closed = self.handoff.connection_closed
+        self.handoff.receive(self.server.adopt)
 
     async def stop(self, grace: float) -> None:
         self.health.set(NOT_SERVING)
-        if self.handoff is not None:
-            self.handoff.stop()
+        self.handoff.stop()
         await self.server.stop(grace)
 
 
-async def _start_grpc(settings: Settings, container: composition.Container, handoff: Handoff | None) -> Any:
+async def _start_grpc(settings: Settings, container: composition.Container,
+                      handoff: Handoff | Acceptor | None) -> Any:
     if settings.grpc_server == "grpcio":
         from sidecar.grpcio_face import GrpcioFace  # grpcio costs ~19 MB per worker: only when chosen
 
@@ -161,15 +169,20 @@ async def _start_grpc(settings: Settings, container: composition.Container, hand
 
 
 def run(settings: Settings, keyring_pem: bytes | None = None, handoff: Handoff | None = None,
-        extend: Any = None, source: SettingsSource | None = None) -> None:
-    """Entry point of one worker process."""
+        extend: Any = None, http_handoff: Handoff | None = None, source: SettingsSource | None = None) -> None:
+    """Entry point of one worker process. Without http_handoff it is the only one: it binds
+    its ports first (a port in use: one line and exit status 2)."""
     from sidecar import logs
 
     logs.setup(settings.log_level)
+    if http_handoff is None:
+        if handoff is None and settings.grpc_server == "h2":
+            handoff = Acceptor(bind_or_exit("grpc_listen", settings.grpc_listen))  # type: ignore[assignment]
+        http_handoff = Acceptor(bind_or_exit("http_listen", settings.http_listen))  # type: ignore[assignment]
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
     keyring = KeyRing.from_pem(keyring_pem) if keyring_pem else None
-    asyncio.run(serve(settings, keyring, extend, handoff=handoff, source=source))
+    asyncio.run(serve(settings, keyring, extend, handoff=handoff, http_handoff=http_handoff, source=source))

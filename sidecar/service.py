@@ -15,6 +15,7 @@ from sidecar.oauth.endpoint import TokenEndpoint
 from sidecar.oauth.introspection import IntrospectionEndpoint, RevocationEndpoint, TokenInspector
 from sidecar.oauth.metadata import openid_configuration, server_metadata
 from sidecar.oauth.metrics import OAuthMetrics
+from sidecar.oauth.throttle import LoginThrottle
 from sidecar.oauth.user_auth import RemoteCredentials, StoreCredentials
 from sidecar.openapi import openapi_document
 from sidecar.store.timed import TimedStore
@@ -28,7 +29,8 @@ def oauth_context(container: Container, registry: CollectorRegistry) -> OAuthCon
     credentials = (RemoteCredentials(settings.credentials_service_url, container.http_client)
                    if settings.credentials_service_url else StoreCredentials(store, passwords))
     return OAuthContext(settings=settings, store=store, issuer=container.issuer, passwords=passwords,
-                        credentials=credentials, metrics=metrics, revoker=container.revoker)
+                        credentials=credentials, metrics=metrics, revoker=container.revoker,
+                        throttle=LoginThrottle(settings, store, metrics))
 
 
 def routes(container: Container, registry: CollectorRegistry) -> list[Route]:

@@ -7,7 +7,6 @@ DELETE revokes the record and every token it holds.
 from __future__ import annotations
 
 import hmac
-import json
 import secrets
 import time
 import uuid
@@ -20,6 +19,7 @@ from starlette.routing import Route
 
 from authz.keys import generate_private_key, private_pem, public_jwk, thumbprint_kid
 from sidecar.admin.models import ClientIn, CredentialIn, ServiceUserIn, TenantIn, UserIn
+from sidecar.bodies import BodyError, parse_json, read_capped
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import digest, new_secret
 from sidecar.store import StoreUnavailable
@@ -64,13 +64,10 @@ class AdminApi:
         return endpoint
 
     async def _body(self, request: Request, model: type[BaseModel]) -> Any:
-        raw = await request.body()
-        if len(raw) > self.ctx.settings.max_body_bytes:
-            raise AdminError(413, "invalid_request", "request body is too large")
         try:
-            data = json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise AdminError(400, "invalid_request", "request body is not valid JSON") from None
+            data = parse_json(await read_capped(request, self.ctx.settings.max_body_bytes) or b"{}")
+        except BodyError as exc:
+            raise AdminError(exc.status, "invalid_request", exc.description) from None
         try:
             return model.model_validate(data)
         except ValidationError as exc:

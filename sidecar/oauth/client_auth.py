@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import digest, secret_matches
-from sidecar.oauth.errors import InvalidClient, InvalidRequest, throttled
+from sidecar.oauth.errors import InvalidClient, InvalidRequest
 from sidecar.store.records import Client, RefreshRecord
 
 _NO_SUCH_CLIENT = digest("no such client")
@@ -23,7 +22,7 @@ def _basic(request: Request) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII in the header
         raise InvalidClient("malformed Basic credentials", headers={"WWW-Authenticate": 'Basic realm="auth-sidecar"'})
     client_id, sep, secret = decoded.partition(":")
     if not sep:
@@ -52,16 +51,14 @@ async def authenticate_reading(ctx: OAuthContext, request: Request, params: dict
     else:
         return None, None
     challenge = {"WWW-Authenticate": 'Basic realm="auth-sidecar"'} if basic else {}
-    settings = ctx.settings
-    throttle_key = f"client:{client_id}"
-    state = await ctx.store.login_state(client_id if client_id and len(client_id) <= 256 else None, throttle_key,
-                                        refresh)
+    keys = ctx.throttle.keys(request, "client", client_id)
+    state = await ctx.store.login_state(client_id if client_id and len(client_id) <= 256 else None, keys, refresh)
     client = state.client
-    if state.failures >= settings.login_max_failures:
-        raise throttled(InvalidClient, state.retry_after)
+    ctx.throttle.refuse_if_blocked("client", state.blocked_until, InvalidClient)
     # compare even when the client is unknown, so timing does not tell which case it is
     ok = secret_matches(secret, client.secret_digest if client else _NO_SUCH_CLIENT)
     if client is None or not ok or not secret:
-        await ctx.store.add_failure(throttle_key, settings.login_lockout_seconds)
+        await ctx.throttle.failed("client", keys)
         raise InvalidClient("client authentication failed", headers=challenge)
+    await ctx.throttle.succeeded(keys, state.failures)
     return client, state.refresh

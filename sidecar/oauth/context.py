@@ -9,6 +9,7 @@ from sidecar.oauth.credentials import Passwords
 from sidecar.oauth.issuer import TokenIssuer
 from sidecar.oauth.metrics import OAuthMetrics
 from sidecar.oauth.revoker import Revoker
+from sidecar.oauth.throttle import LoginThrottle
 from sidecar.oauth.user_auth import CredentialChecker
 from sidecar.store import Store
 
@@ -22,6 +23,7 @@ class OAuthContext:
     credentials: CredentialChecker
     metrics: OAuthMetrics
     revoker: Revoker
+    throttle: LoginThrottle
 
     @property
     def token_endpoint(self) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from sidecar.bodies import BodyError, parse_json, read_capped
 from sidecar.oauth.errors import InvalidRequest, OAuthError
 
 
@@ -18,26 +18,19 @@ class PayloadTooLarge(OAuthError):
 async def read_params(request: Request, max_bytes: int) -> dict[str, str]:
     if request.method != "POST":
         raise InvalidRequest("use POST")
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes")
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        body = await read_capped(request, max_bytes)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        data = parse_json(body or b"{}") if ctype == "application/json" else None
+    except BodyError as exc:
+        raise (PayloadTooLarge if exc.status == 413 else InvalidRequest)(exc.description) from None
     if ctype == "application/json":
-        try:
-            data = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidRequest("request body is not valid JSON") from None
         if not isinstance(data, dict):
             raise InvalidRequest("request body must be a JSON object")
         params = {}
         for key, value in data.items():
             if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise InvalidRequest(f"parameter {key} must be a string")
+                raise InvalidRequest(f"parameter {key[:64]} must be a string")
             params[key] = str(value)
         return params
     if ctype not in ("application/x-www-form-urlencoded", ""):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 from authz.errors import Unavailable
 from sidecar.store.records import Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User
@@ -28,9 +28,25 @@ class Rotation:
 @dataclass(frozen=True)
 class LoginState:
     client: Client | None
-    failures: int
-    retry_after: int
+    failures: int  # failures counted on the first throttle key
+    blocked_until: tuple[float, ...]  # per throttle key: when its delay ends (epoch seconds; 0: none)
     refresh: RefreshRecord | None = None
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """Growing delays after failures: past `free` failures, the n-th one blocks the key for
+    base × 2^(n - free) seconds, at most `cap`; the count is forgotten `window` seconds after
+    the last failure."""
+    free: int
+    base: float
+    cap: float
+    window: int
+
+    def delay(self, failures: int) -> float:
+        if failures < self.free:
+            return 0.0
+        return min(self.cap, self.base * 2.0 ** min(failures - self.free, 40))
 
 
 class Store(abc.ABC):
@@ -50,15 +66,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_client(self, client_id: str) -> Client | None: ...
 
-    async def login_state(self, client_id: str | None, throttle_key: str,
+    async def login_state(self, client_id: str | None, throttle_keys: Sequence[str],
                           refresh: tuple[str, str] | None = None) -> LoginState:
-        """What a token request reads first: the client (None when no id is given), the failure
-        count of its throttle key and, for a refresh, the (family, digest) record. Stores with
-        round trips read them all at once."""
+        """What a token request reads first: the client (None when no id is given), the state
+        of its throttle keys and, for a refresh, the (family, digest) record. Stores with round
+        trips read them all at once."""
         client = await self.get_client(client_id) if client_id else None
-        count, retry_after = await self.failures(throttle_key)
+        count, blocked = await self.throttle_state(throttle_keys)
         record = await self.get_refresh(*refresh) if refresh else None
-        return LoginState(client, count, retry_after, record)
+        return LoginState(client, count, blocked, record)
     @abc.abstractmethod
     async def delete_client(self, client_id: str) -> bool: ...
     @abc.abstractmethod
@@ -123,10 +139,11 @@ class Store(abc.ABC):
     async def use_once(self, key: str, exp: float) -> bool:
         """True the first time `key` is seen before exp (assertion jti replay protection)."""
     @abc.abstractmethod
-    async def add_failure(self, key: str, window: int) -> int: ...
+    async def record_failure(self, key: str, penalty: Penalty) -> float:
+        """Count a failure on `key`; when its delay ends (epoch seconds; 0: no delay)."""
     @abc.abstractmethod
-    async def failures(self, key: str) -> tuple[int, int]:
-        """(count, seconds until the window ends)."""
+    async def throttle_state(self, keys: Sequence[str]) -> tuple[int, tuple[float, ...]]:
+        """(failures counted on keys[0], when each key's delay ends: 0 for none)."""
     @abc.abstractmethod
     async def clear_failures(self, key: str) -> None: ...
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Literal
+from typing import Literal, Sequence
 
-from sidecar.store.base import Conflict, Rotation, Store
+from sidecar.store.base import Conflict, Penalty, Rotation, Store
 from sidecar.store.records import Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User
 
 
@@ -27,7 +27,7 @@ class MemoryStore(Store):
         self.revoked_jtis: dict[str, float] = {}
         self.revoked_principals: dict[tuple[str, str], float] = {}
         self.once: dict[str, float] = {}
-        self.fails: dict[str, tuple[int, float]] = {}
+        self.fails: dict[str, tuple[int, float, float]] = {}  # key → (count, blocked until, forgotten at)
 
     async def ping(self) -> bool:
         return True
@@ -158,18 +158,25 @@ class MemoryStore(Store):
             self.once = {k: e for k, e in self.once.items() if e > now}
         return True
 
-    async def add_failure(self, key: str, window: int) -> int:
+    async def record_failure(self, key: str, penalty: Penalty) -> float:
         now = self._clock()
-        count, ends = self.fails.get(key, (0, 0.0))
-        if ends <= now:
-            count, ends = 0, now + window
-        self.fails[key] = (count + 1, ends)
-        return count + 1
+        count, until, forgotten = self.fails.get(key, (0, 0.0, 0.0))
+        if forgotten <= now:
+            count, until = 0, 0.0
+        count += 1
+        delay = penalty.delay(count)
+        if delay:
+            until = now + delay
+        self.fails[key] = (count, until, now + penalty.window)
+        if len(self.fails) > 100_000:  # keep it bounded: drop the forgotten ones
+            self.fails = {k: v for k, v in self.fails.items() if v[2] > now}
+        return until
 
-    async def failures(self, key: str) -> tuple[int, int]:
-        count, ends = self.fails.get(key, (0, 0.0))
-        remaining = ends - self._clock()
-        return (count, int(remaining) + 1) if remaining > 0 else (0, 0)
+    async def throttle_state(self, keys: Sequence[str]) -> tuple[int, tuple[float, ...]]:
+        now = self._clock()
+        states = [self.fails.get(key, (0, 0.0, 0.0)) for key in keys]
+        live = [state if state[2] > now else (0, 0.0, 0.0) for state in states]
+        return (live[0][0] if live else 0), tuple(state[1] for state in live)
 
     async def clear_failures(self, key: str) -> None:
         self.fails.pop(key, None)

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any, Awaitable, Callable, Literal, Sequence
 from urllib.parse import urlsplit
 
 import redis.asyncio as redis
@@ -27,7 +27,7 @@ from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sidecar.store import cluster_trip
-from sidecar.store.base import Conflict, LoginState, Rotation, Store, StoreUnavailable
+from sidecar.store.base import Conflict, LoginState, Penalty, Rotation, Store, StoreUnavailable
 from sidecar.store.records import (Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User, from_dict,
                                    to_dict)
 
@@ -77,6 +77,30 @@ return {'ok', data}
 _ID = 16
 # every failure of the client or the server behind it: the caller answers 503
 _ERRORS = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
+
+# One failure on a throttle key (a hash: n = count, until = when its delay ends).
+# KEYS: the key; ARGV: now, free, base, cap, window
+_FAIL = """
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local free = tonumber(ARGV[2])
+local ends = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if n >= free then
+  local delay = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ math.min(n - free, 40))
+  ends = tonumber(ARGV[1]) + delay
+  redis.call('HSET', KEYS[1], 'until', string.format('%.3f', ends))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return string.format('%.3f', ends)
+"""
+
+
+def _throttle_key(key: str) -> str:
+    return f"{P}thr:{key}"
+
+
+def _throttle_reply(reply: Any) -> tuple[int, float]:
+    count, until = reply
+    return int(count or 0), float(until or 0)
 
 
 def _guard(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -141,6 +165,7 @@ class RedisStore(Store):
     def __init__(self, client: Any) -> None:
         self.r = client
         self._rotate = client.register_script(_ROTATE)
+        self._fail = client.register_script(_FAIL)
         self._listener: asyncio.Task | None = None
         # Cluster routes each key to its node: it keeps redis-py's pipelines
         self._lean = isinstance(client, redis.Redis)
@@ -361,39 +386,39 @@ class RedisStore(Store):
         return bool(await self.r.set(f"{P}once:{key}", "1", nx=True, exat=math.ceil(exp) + 1))
 
     @_guard
-    async def add_failure(self, key: str, window: int) -> int:
-        k = f"{P}fail:{key}"
-        count = await self.r.incr(k)
-        if count == 1:
-            await self.r.expire(k, window)
-        return int(count)
+    async def record_failure(self, key: str, penalty: Penalty) -> float:
+        until = await self._fail(keys=[_throttle_key(key)],
+                                 args=[f"{time.time():.3f}", penalty.free, penalty.base, penalty.cap, penalty.window])
+        return float(until)
 
     @_guard
-    async def failures(self, key: str) -> tuple[int, int]:
-        k = f"{P}fail:{key}"
-        count = await self.r.get(k)
-        if not count:
-            return (0, 0)  # the common case: one round trip
-        return int(count), max(int(await self.r.ttl(k)), 1)
-
-    @_guard
-    async def login_state(self, client_id: str | None, throttle_key: str,
-                          refresh: tuple[str, str] | None = None) -> LoginState:
-        k = f"{P}fail:{throttle_key}"
-        commands = [("GET", k), ("TTL", k), ("GET", f"{P}client:{client_id or ''}")]
-        if refresh:
-            commands.append(("HMGET", _rt(*refresh), "data", "used"))
-        count, ttl, raw, *rest = await self._round_trip(commands)  # one round trip
-        for reply in (count, ttl, raw, *rest):
+    async def throttle_state(self, keys: Sequence[str]) -> tuple[int, tuple[float, ...]]:
+        replies = await self._round_trip([("HMGET", _throttle_key(key), "n", "until") for key in keys])
+        for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
+        states = [_throttle_reply(reply) for reply in replies]
+        return (states[0][0] if states else 0), tuple(until for _, until in states)
+
+    @_guard
+    async def login_state(self, client_id: str | None, throttle_keys: Sequence[str],
+                          refresh: tuple[str, str] | None = None) -> LoginState:
+        commands = [("GET", f"{P}client:{client_id or ''}")]
+        commands += [("HMGET", _throttle_key(key), "n", "until") for key in throttle_keys]
+        if refresh:
+            commands.append(("HMGET", _rt(*refresh), "data", "used"))
+        replies = await self._round_trip(commands)  # one round trip
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        raw, states = replies[0], [_throttle_reply(r) for r in replies[1:1 + len(throttle_keys)]]
         client = from_dict(Client, json.loads(raw)) if raw and client_id else None
-        record = _refresh_record(*rest[0]) if rest else None
-        return LoginState(client, *((int(count), max(int(ttl), 1)) if count else (0, 0)), record)
+        record = _refresh_record(*replies[-1]) if refresh else None
+        return LoginState(client, states[0][0] if states else 0, tuple(until for _, until in states), record)
 
     @_guard
     async def clear_failures(self, key: str) -> None:
-        await self.r.delete(f"{P}fail:{key}")
+        await self.r.delete(_throttle_key(key))
 
     async def publish_revocation(self, message: dict) -> None:
         # PUBLISH reaches every node of a Cluster (the cluster bus carries it): a subscriber

@@ -14,7 +14,10 @@ def svc(request, tmp_path_factory):
     keys = tmp / "keys"
     write_new_key(keys)
     env = {"AUTH_SIDECAR_KEYS_DIR": str(keys), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-           "AUTH_SIDECAR_LOGIN_MAX_FAILURES": "5", "AUTH_SIDECAR_LOGIN_LOCKOUT_SECONDS": "60"}
+           "AUTH_SIDECAR_LOGIN_MAX_FAILURES": "5", "AUTH_SIDECAR_LOGIN_LOCKOUT_SECONDS": "60",
+           # every test client is 127.0.0.1 and Redis outlives the module: the per-address limit
+           # has its own tests (test_throttle_by_source.py)
+           "AUTH_SIDECAR_LOGIN_SOURCE_MAX_FAILURES": "100000", "AUTH_SIDECAR_LOGIN_DELAY_SECONDS": "30"}
     if request.param == "redis":
         env["AUTH_SIDECAR_STORE_URL"] = request.getfixturevalue("redis_server").url
     sidecar = Sidecar(env=env, tmp=tmp).start()

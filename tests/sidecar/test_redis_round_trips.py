@@ -8,6 +8,7 @@ import time
 import pytest
 import redis as redis_sync
 
+from sidecar.store.base import Penalty
 from sidecar.store.records import Client, RefreshRecord
 from sidecar.store.redis_store import RedisStore
 
@@ -36,18 +37,19 @@ def admin(redis_server) -> redis_sync.Redis:
 async def test_login_state_reads_client_throttle_and_refresh_record(store):
     first = record("a")
     await store.put_refresh(first, ("jti-a", time.time() + 60))
-    await store.add_failure("t1:u1", 60)
-    state = await store.login_state("c1", "t1:u1", ("fam1", "a"))
-    assert state.client.client_id == "c1" and state.failures == 1 and 0 < state.retry_after <= 60
+    await store.record_failure("t1:u1", Penalty(free=1, base=5, cap=60, window=60))
+    state = await store.login_state("c1", ("t1:u1", "source"), ("fam1", "a"))
+    assert state.client.client_id == "c1" and state.failures == 1
+    assert 0 < state.blocked_until[0] - time.time() <= 5 and state.blocked_until[1] == 0
     assert state.refresh == first
-    empty = await store.login_state("nope", "t1:nobody", ("fam1", "missing"))
-    assert (empty.client, empty.failures, empty.retry_after, empty.refresh) == (None, 0, 0, None)
+    empty = await store.login_state("nope", ("t1:nobody",), ("fam1", "missing"))
+    assert (empty.client, empty.failures, empty.blocked_until, empty.refresh) == (None, 0, (0,), None)
 
 
 async def test_killed_connections_are_replaced(store, redis_server):
-    await store.login_state("c1", "k")  # a pooled connection exists
+    await store.login_state("c1", ("k",))  # a pooled connection exists
     assert admin(redis_server).client_kill_filter(_type="normal", skipme=True) >= 1
-    state = await store.login_state("c1", "k")  # the dead one fails, a fresh one answers
+    state = await store.login_state("c1", ("k",))  # the dead one fails, a fresh one answers
     assert state.client.client_id == "c1"
 
 
@@ -73,5 +75,5 @@ async def test_clients_other_than_plain_redis_use_pipelines(store):
     store._lean = False  # what a Cluster client gets
     old = record("a")
     await store.put_refresh(old, ("jti-a", time.time() + 60))
-    assert (await store.login_state("c1", "k", ("fam1", "a"))).refresh == old
+    assert (await store.login_state("c1", ("k",), ("fam1", "a"))).refresh == old
     assert (await store.rotate_refresh(old, record("b"), ("jti-b", time.time() + 60), time.time())).outcome == "ok"

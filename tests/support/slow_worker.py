@@ -3,7 +3,7 @@
 import time
 
 
-def still_starting(settings, keyring_pem, handoff=None) -> None:
+def still_starting(settings, keyring_pem, handoff=None, http_handoff=None) -> None:
     time.sleep(60)
 
 
