@@ -21,22 +21,25 @@ from tests.support.processes import Sidecar
 def first(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"first-{request.param}")
     write_new_key(tmp / "keys")
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys")}, args=["--workers", str(request.param)],
-                tmp=tmp).start()
+    env = {"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys")}
+    if request.param > 1:  # several workers need a shared store (memory:// is refused)
+        env["AUTH_SIDECAR_STORE_URL"] = request.getfixturevalue("redis_server").url
+    s = Sidecar(env=env, args=["--workers", str(request.param)], tmp=tmp).start()
+    s.store_url = env.get("AUTH_SIDECAR_STORE_URL", "memory://")
     s.workers = request.param
     s.kid = httpx.get(s.http + "/.well-known/jwks.json").json()["keys"][0]["kid"]
     yield s
     assert s.stop() == 0
 
 
-def refused(tmp, cases: list[tuple[int, int, int, str]]) -> None:
+def refused(tmp, cases: list[tuple[int, int, int, str]], store_url: str) -> None:
     """Sidecars on these ports (workers, gRPC port, HTTP port, the setting that is taken), all
     started at once: each exits 2 with one line naming the setting and the address."""
     started = []
     for n, (count, grpc_port, http_port, name) in enumerate(cases):
         s = Sidecar(args=["--workers", str(count)], tmp=tmp)
         s.env.update({"AUTH_SIDECAR_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
-                      "AUTH_SIDECAR_HTTP_LISTEN": f"127.0.0.1:{http_port}"})
+                      "AUTH_SIDECAR_HTTP_LISTEN": f"127.0.0.1:{http_port}", "AUTH_SIDECAR_STORE_URL": store_url})
         s.log_path = tmp / f"refused-{n}.log"
         started.append((s.start(wait_ready=False), grpc_port if name == "grpc_listen" else http_port, name))
     for s, port, name in started:
@@ -47,17 +50,17 @@ def refused(tmp, cases: list[tuple[int, int, int, str]]) -> None:
 
 def test_a_second_serve_on_the_same_ports_fails_and_the_first_keeps_them(first, tmp_path):
     refused(tmp_path, [(first.workers, first.grpc_port, first.http_port, "grpc_listen"),
-                       (first.workers, free_port(), first.http_port, "http_listen")])
+                       (first.workers, free_port(), first.http_port, "http_listen")], first.store_url)
     for _ in range(10):  # every new connection is still the first one's (its key, its store)
         with httpx.Client() as c:
             assert c.get(first.http + "/.well-known/jwks.json").json()["keys"][0]["kid"] == first.kid
 
 
-def test_a_port_held_by_another_program_is_one_line_and_exit_2(tmp_path):
+def test_a_port_held_by_another_program_is_one_line_and_exit_2(tmp_path, redis_server):
     with socket.create_server(("127.0.0.1", 0)) as other:
         port = other.getsockname()[1]
         refused(tmp_path, [(w, port, free_port(), "grpc_listen") for w in (1, 2)]
-                + [(w, free_port(), port, "http_listen") for w in (1, 2)])
+                + [(w, free_port(), port, "http_listen") for w in (1, 2)], redis_server.url)
 
 
 def test_no_listening_socket_has_so_reuseport(first):
