@@ -13,7 +13,7 @@ from config.settings import Settings
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     try:
-        return load_settings(getattr(args, "config", None), overrides={k: v for k, v in overrides.items() if v})
+        return load_settings(getattr(args, "config", None), overrides={k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
         print(f"auth-sidecar: config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -43,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sidecar.reload import SettingsSource
 
     source = SettingsSource(args.config or os.environ.get("AUTH_SIDECAR_CONFIG"),
-                            {"workers": args.workers} if args.workers else {})
+                            {"workers": args.workers} if args.workers is not None else {})
     if settings.workers > 1:
         from sidecar.workers import run_workers
         return run_workers(settings, settings.workers, functools.partial(server.run, source=source))
@@ -125,7 +125,8 @@ def parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the ext_authz server and the token service")
     serve.add_argument("--config", help="YAML settings file (also AUTH_SIDECAR_CONFIG)")
-    serve.add_argument("--workers", type=int, help="worker processes sharing the ports")
+    serve.add_argument("--workers", type=int, help="worker processes sharing the ports (1 to 64; more than 1 needs a "
+                                                   "Redis store_url)")
     serve.set_defaults(func=cmd_serve)
 
     health = sub.add_parser("healthcheck", help="probe the running sidecar's HTTP address (exit 0 healthy, 1 not)")

@@ -7,12 +7,19 @@ import logging
 import sys
 import time
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+# record attributes that are not a line's fields; uvicorn's `color_message` repeats `msg` with ANSI codes
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName",
+                                                                       "color_message"}
+
+
+def _utc(created: float) -> str:
+    """RFC 3339 UTC with milliseconds, as log pipelines parse without a hint."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+        line = {"ts": _utc(record.created), "level": record.levelname.lower(), "logger": record.name,
                 "msg": record.getMessage()}
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:

@@ -21,8 +21,15 @@ def _call(args: argparse.Namespace, method: str, path: str, body: dict | None = 
     except httpx.HTTPError as exc:
         print(f"auth-sidecar admin: {args.url}: {exc}", file=sys.stderr)
         return 1
-    if resp.content:
-        print(json.dumps(resp.json(), indent=2))
+    try:
+        answer = resp.json() if resp.content else None
+    except ValueError:  # not the admin API: a proxy's page, or a server without admin_token
+        answer = None
+        hint = " (is the admin API on? the server needs AUTH_SIDECAR_ADMIN_TOKEN)" if resp.status_code == 404 else ""
+        print(f"auth-sidecar admin: {method} {path}: HTTP {resp.status_code}, not a JSON answer{hint}: "
+              f"{resp.text[:200]!r}", file=sys.stderr)
+    if answer is not None:
+        print(json.dumps(answer, indent=2))
     return 0 if resp.status_code < 400 else 1
 
 
