@@ -126,3 +126,31 @@ class Sidecar:
         out = subprocess.run([sys.executable, "-m", "sidecar.cli", "token", "mint", *args], env=self.env,
                              capture_output=True, text=True, check=True, cwd=ROOT)
         return out.stdout.strip()
+
+
+class ProcessSet:
+    """Several processes started together (a Redis Cluster, a Sentinel set): `_start` starts
+    them into `procs`; when it fails, none is left running."""
+
+    def __init__(self) -> None:
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def _start(self) -> "ProcessSet":
+        raise NotImplementedError
+
+    def start(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()

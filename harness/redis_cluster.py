@@ -11,6 +11,7 @@ from pathlib import Path
 import redis
 
 from harness.net import free_port, wait_until
+from harness.processes import ProcessSet
 
 
 def _cluster_port() -> int:
@@ -26,13 +27,13 @@ def _cluster_port() -> int:
             return port
 
 
-class RedisCluster:
+class RedisCluster(ProcessSet):
     def __init__(self, folder: Path, binary: str | None = None, nodes: int = 6) -> None:
+        super().__init__()
         self.binary = binary or shutil.which("redis-server") or "redis-server"
         self.cli = shutil.which("redis-cli") or "redis-cli"
         self.folder = folder
         self.ports = [_cluster_port() for _ in range(nodes)]
-        self.procs: dict[int, subprocess.Popen] = {}
 
     @property
     def url(self) -> str:
@@ -46,12 +47,6 @@ class RedisCluster:
              "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--appendonly", "no",
              "--save", "", "--protected-mode", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def start(self) -> "RedisCluster":
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()  # no node left running when the set could not be made
-            raise
 
     def _start(self) -> "RedisCluster":
         for port in self.ports:
@@ -76,12 +71,3 @@ class RedisCluster:
     def flush(self) -> None:
         self.client().flushall(target_nodes=redis.RedisCluster.PRIMARIES)
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()

@@ -10,29 +10,24 @@ from pathlib import Path
 import redis
 
 from harness.net import free_port, wait_until
+from harness.processes import ProcessSet
 
 SERVICE = "mymaster"
 
 
-class RedisSentinelSet:
+class RedisSentinelSet(ProcessSet):
     def __init__(self, folder: Path, binary: str | None = None) -> None:
+        super().__init__()
         self.binary = binary or shutil.which("redis-server") or "redis-server"
         self.folder = folder
         self.data_ports = [free_port(), free_port()]  # master first, then the replica
         self.sentinel_ports = [free_port() for _ in range(3)]
-        self.procs: dict[int, subprocess.Popen] = {}
 
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
         return f"redis+sentinel://{hosts}/{SERVICE}/0"
 
-    def start(self) -> "RedisSentinelSet":
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()  # no node left running when the set could not be made
-            raise
 
     def _start(self) -> "RedisSentinelSet":
         master, replica = self.data_ports
@@ -76,12 +71,3 @@ class RedisSentinelSet:
         self.procs[port].kill()
         self.procs[port].wait(10)
 
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
