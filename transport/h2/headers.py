@@ -1,4 +1,5 @@
-"""Header blocks (RFC 7541) and what RFC 9113 §8.1–8.3 and gRPC require of a request's
+"""hpack internals: checked against hpack 4.2.0 (guarded by tests/test_canaries.py).
+Header blocks (RFC 7541) and what RFC 9113 §8.1–8.3 and gRPC require of a request's
 header fields.
 
 Requests are decoded with `hpack`'s Decoder behind a cache: Envoy sends the same header
