@@ -10,7 +10,7 @@ follows redirects and refreshes the slot map. A command may then run twice: ever
 sent here is a read or the rotation script, which is safe to retry.
 
 Uses ClusterNode.acquire_connection/release of redis-py's asyncio Cluster client: not
-documented API, pinned by a canary test (tests/redis/test_store_rotation.py) and by the
+documented API, pinned by a canary test (tests/test_canaries.py) and by the
 upper bound on redis in pyproject.toml.
 """
 

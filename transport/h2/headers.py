@@ -145,7 +145,7 @@ class HeaderBlocks:
 
     def _table_state(self) -> tuple[int, int, int]:
         # an insertion puts a new tuple first; a size update changes maxsize or evicts (hpack
-        # internals, checked with hpack 4.0–4.2: tests/transport/test_h2_headers.py canary)
+        # internals, checked with hpack 4.0–4.2: tests/test_canaries.py)
         table = self._decoder.header_table
         entries = table.dynamic_entries
         return table.maxsize, len(entries), id(entries[0]) if entries else 0
