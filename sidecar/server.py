@@ -1,4 +1,5 @@
-"""Server lifecycle, as uvicorn does it: start → serve → on SIGTERM mark not serving,
+"""uvicorn internals: checked against uvicorn 0.54.0 (guarded by tests/test_canaries.py).
+Server lifecycle, as uvicorn does it: start → serve → on SIGTERM mark not serving,
 stop accepting, drain in-flight work, close clients (DESIGN rule 7)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""One round trip to a Redis Cluster without redis-py's cluster pipeline.
+"""redis-py internals: checked against redis 8.1.0 (guarded by tests/test_canaries.py).
+One round trip to a Redis Cluster without redis-py's cluster pipeline.
 
 The cluster pipeline builds per-command objects, groups them, wraps the replies: ~250 µs of
 CPU more per refresh grant than on a single Redis (measured), most of the Cluster's cost.
@@ -9,7 +10,7 @@ follows redirects and refreshes the slot map. A command may then run twice: ever
 sent here is a read or the rotation script, which is safe to retry.
 
 Uses ClusterNode.acquire_connection/release of redis-py's asyncio Cluster client: not
-documented API, pinned by a canary test (tests/redis/test_store_rotation.py) and by the
+documented API, pinned by a canary test (tests/test_canaries.py) and by the
 upper bound on redis in pyproject.toml.
 """
 

@@ -1,4 +1,5 @@
-"""redis:// (also rediss://, redis+sentinel://, redis+cluster://) with redis.asyncio.
+"""redis-py internals: checked against redis 8.1.0 (guarded by tests/test_canaries.py).
+redis:// (also rediss://, redis+sentinel://, redis+cluster://) with redis.asyncio.
 
 Keys of one refresh family share a hash tag, so the rotation script stays on one
 Cluster slot; reads that span several keys (a token's revocation marks) are one MGET on

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from authz.keys import write_new_key
 from tests.support.net import wait_until
@@ -164,14 +162,3 @@ def test_a_slow_but_timely_request_and_a_kept_alive_connection_are_served(svc):
         sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
         assert read_answer(sock).startswith(b"HTTP/1.1 200")
 
-
-def test_canary_uvicorn_internals_we_rely_on():
-    """sidecar/http_protocol.py overrides these parser callbacks and sidecar/server.py builds
-    uvicorn's protocol itself (server_state, lifespan.state); pyproject bounds uvicorn."""
-    for name in ("connection_made", "connection_lost", "on_message_begin", "on_headers_complete", "on_body",
-                 "on_message_complete", "on_response_complete", "send_400_response", "timeout_keep_alive_task"):
-        assert hasattr(HttpToolsProtocol, name) or name in HttpToolsProtocol.__init__.__code__.co_names, name
-    assert {"config", "server_state", "app_state"} <= set(HttpToolsProtocol.__init__.__code__.co_varnames)
-    server = uvicorn.Server(uvicorn.Config(lambda *a: None))
-    assert hasattr(server, "server_state")
-    assert "self.lifespan = " in Path(uvicorn.server.__file__).read_text()

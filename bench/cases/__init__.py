@@ -1,0 +1,1 @@
+"""The bench's case families, each a `run(rec, stack)` that records its rows."""
