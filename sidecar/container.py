@@ -13,7 +13,7 @@ from authz.cache import TokenCache
 from authz.engine import Engine
 from authz.extract import TokenExtractor
 from transport.grpc.authorization import AuthorizationService
-from authz.http_check import HttpCheckApp
+from transport.http.check import HttpCheckApp
 from authz.introspection import ChainIntrospector, Introspector, RemoteIntrospector
 from authz.jwks import JwksSource
 from authz.keys import KeyRing, key_from_pem

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from authz.http_check import PREFIX
+from transport.http.check import PREFIX
 from sidecar.container import Container
 
 

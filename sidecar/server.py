@@ -18,16 +18,13 @@ from prometheus_client import CollectorRegistry
 from authz.keys import KeyRing
 from config.settings import Settings
 from sidecar import container as composition
-from sidecar.balancer import Handoff
-from sidecar.grpc_health import NOT_SERVING, Health
+from transport.balancer import Handoff
 from sidecar.http_app import build_app
-from sidecar.http_protocol import protocol_for
+from transport.http.protocol import protocol_for
 from sidecar.key_watch import KeyWatcher
-from sidecar.listeners import Acceptor, bind, bind_or_exit
+from transport.sockets import Acceptor, bind, bind_or_exit
 from sidecar.reload import Reloader, SettingsSource
-from transport.grpc.authorization import SERVICE
-from transport.grpc.unary import GrpcH2Server
-from transport.h2.limits import Limits
+from transport.grpc.h2_face import H2Face
 
 log = logging.getLogger("sidecar.server")
 
@@ -131,39 +128,14 @@ def _adopter(http_server: uvicorn.Server, protocol: type) -> Callable[[socket.so
     return adopt
 
 
-class _H2Face:
-    """gRPC on the h2 transport (the default)."""
-
-    def __init__(self, settings: Settings, container: composition.Container,
-                 handoff: Handoff | Acceptor | None) -> None:
-        self.health = Health(("", SERVICE))
-        limits = Limits(handshake_timeout=settings.grpc_handshake_timeout_seconds,
-                        idle_timeout=settings.grpc_idle_timeout_seconds,
-                        max_buffered_total=settings.grpc_max_buffered_bytes)
-        self.server = GrpcH2Server({f"/{SERVICE}/Check": container.authz_service.check_message,
-                                    "/grpc.health.v1.Health/Check": self.health.check}, max_message=1 << 20,
-                                   limits=limits)
-        # --workers: the supervisor listens and hands us our share of the connections; else our own
-        self.handoff = handoff or Acceptor(bind(settings.grpc_listen))
-
-    async def start(self) -> None:
-        self.server.on_connection_closed = self.handoff.connection_closed
-        self.handoff.receive(self.server.adopt)
-
-    async def stop(self, grace: float) -> None:
-        self.health.set(NOT_SERVING)
-        self.handoff.stop()
-        await self.server.stop(grace)
-
-
 async def _start_grpc(settings: Settings, container: composition.Container,
                       handoff: Handoff | Acceptor | None) -> Any:
     if settings.grpc_server == "grpcio":
-        from sidecar.grpcio_face import GrpcioFace  # grpcio costs ~19 MB per worker: only when chosen
+        from transport.grpc.grpcio_face import GrpcioFace  # grpcio costs ~19 MB per worker: only when chosen
 
-        face: Any = GrpcioFace(settings, container)
+        face: Any = GrpcioFace(settings, container.authz_service)
     else:
-        face = _H2Face(settings, container, handoff)
+        face = H2Face(settings, container.authz_service, handoff or Acceptor(bind(settings.grpc_listen)))
     await face.start()
     return face
 

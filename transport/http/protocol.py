@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from authz.http_check import HttpCheckApp, raw_path
+from transport.http.check import HttpCheckApp, raw_path
 
 _VERIFYING: Any = object()  # `answer` of a request whose check runs in a task
 _LATE = b"request not received in time"
