@@ -1,4 +1,4 @@
-"""The settings model. One frozen object, built once at start (DESIGN rule 5)."""
+"""The settings model. One frozen object, built once at start (docs/architecture.md, rule 5)."""
 
 from __future__ import annotations
 

@@ -166,7 +166,7 @@ def test_a_slow_but_timely_request_and_a_kept_alive_connection_are_served(svc):
 
 
 def test_canary_uvicorn_internals_we_rely_on():
-    """transport/http/protocol.py overrides these parser callbacks and sidecar/server.py builds
+    """transport/http/protocol.py overrides these parser callbacks and transport/http/face.py builds
     uvicorn's protocol itself (server_state, lifespan.state); pyproject bounds uvicorn."""
     for name in ("connection_made", "connection_lost", "on_message_begin", "on_headers_complete", "on_body",
                  "on_message_complete", "on_response_complete", "send_400_response", "timeout_keep_alive_task"):
