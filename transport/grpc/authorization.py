@@ -20,7 +20,7 @@ from authz.decision import Decision, forbidden, remember
 from authz.engine import Checked, Engine
 from authz.identity import Identity
 from authz.mutation import Mutator
-from authz.now_or_later import Later, NowOrLater
+from authz.now_or_later import Later, NowOrLater, settled
 from authz.request import AuthRequest
 from transport.grpc.unary import INVALID_ARGUMENT, GrpcError
 
@@ -107,8 +107,7 @@ class AuthorizationService:
         self._own_part = OwnPart(self.engine.mutator.names.user)
 
     async def check(self, request: pb.CheckRequest, context: object = None) -> bytes:
-        answer = self.answer(request)
-        return await answer if type(answer) is Later else answer  # type: ignore[misc,return-value]
+        return await settled(self.answer(request))
 
     def answer(self, request: pb.CheckRequest) -> NowOrLater[bytes]:
         """The encoded CheckResponse: now when no I/O is needed (a cached token, no token, a bad
