@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -188,11 +188,19 @@ def _oauth_context(settings: Settings, store: Store, issuer: TokenIssuer, revoke
                         throttle=LoginThrottle(settings, timed, metrics))
 
 
+class GrpcFace(Protocol):
+    """transport/grpc/h2_face.py: H2Face, or transport/grpc/grpcio_face.py: GrpcioFace."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float) -> None: ...
+
+
 @dataclass
 class Faces:
-    """The two ports, each with start() and stop()."""
+    """The two ports: started by sidecar/server.py once the container has started."""
 
-    grpc: Any  # H2Face, or GrpcioFace with `grpc_server: grpcio`
+    grpc: GrpcFace
     http: HttpFace
 
 
@@ -202,7 +210,7 @@ def faces(c: Container, grpc_source: ConnectionSource | None, http_source: Conne
     if settings.grpc_server == "grpcio":
         from transport.grpc.grpcio_face import GrpcioFace  # grpcio costs ~19 MB per worker: only when chosen
 
-        grpc: Any = GrpcioFace(settings, c.authz_service)
+        grpc: GrpcFace = GrpcioFace(settings, c.authz_service)
     else:
         grpc = H2Face(settings, c.authz_service, grpc_source or Acceptor(bind(settings.grpc_listen)))
     http = HttpFace(settings, c.app, c.http_check, http_source or Acceptor(bind(settings.http_listen)))
