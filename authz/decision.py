@@ -1,4 +1,6 @@
-"""Decision: the one result type of the engine (DESIGN rule 3)."""
+"""Decision: the one result type of the engine (docs/architecture.md, rule 3). Plain data:
+the headers of an allow are derived from it by `authz.mutation.Mutator`, and each transport
+adapter encodes it its own way."""
 
 from __future__ import annotations
 
@@ -18,36 +20,14 @@ class Decision:
     # An allow keeps who and which project; its headers are derived when it is encoded.
     identity: Any = None
     project: str | None = None
-    mutator: Any = None
     # A personal allow is shared by every token of one shape (same tenant, org, client,
     # scopes, issuer, project): `identity` is a representative whose own `sub`/`jti` are never
     # used, and transports add the requesting token's own part per response. Cached tokens
     # then hold no decision of their own (memory per cached token, bench row `rss_100k`).
     personal: bool = False
-    # Transport adapters keep their encoded form here so a decision is encoded once.
-    wire: Any = None
-    wire_http: Any = None
-    wire_raw: Any = None
-
-    def own(self, identity: Any) -> "Decision":
-        """This decision made whole for one token, its own headers included."""
-        if not self.personal:
-            return self
-        return Decision(True, 200, self.reason, identity=identity, project=self.project, mutator=self.mutator)
-
-    @property
-    def headers(self) -> tuple[tuple[str, str], ...]:
-        """Headers to set upstream, overwrite semantics (a personal one: all but the token's own)."""
-        return self.mutator.headers(self.identity, self.project, own=not self.personal) if self.mutator else ()
-
-    @property
-    def remove(self) -> tuple[str, ...]:
-        """Headers removed from the upstream request."""
-        return self.mutator.remove(self.identity, self.project) if self.mutator else ()
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return self.mutator.metadata(self.identity, self.project, own=not self.personal) if self.mutator else {}
+    # Transport adapters memo their encoded form here, keyed by adapter (`remember`), so that
+    # a decision is encoded once per transport; None until the first one does.
+    encoded: dict[str, Any] | None = None
 
     @property
     def www_authenticate(self) -> str:
@@ -65,6 +45,14 @@ class Decision:
         if not self.error:
             return json.dumps({"error": "unauthorized", "error_description": self.description}).encode()
         return json.dumps({"error": self.error, "error_description": self.description}).encode()
+
+
+def remember(decision: Decision, adapter: str, encoded: Any) -> Any:
+    """Keep `encoded` as `adapter`'s form of `decision` (read back as decision.encoded[adapter])."""
+    if decision.encoded is None:
+        decision.encoded = {}
+    decision.encoded[adapter] = encoded
+    return encoded
 
 
 def unauthorized(description: str, reason: str, error: str = "invalid_token") -> Decision:

@@ -1,10 +1,12 @@
-"""Engine.decide: one request in, one Decision out. Never raises (DESIGN rule 3)."""
+"""The decision engine: one request in, one Decision (and the token's identity) out, read top
+to bottom as extract → cache → verify → policy → mutation. Never raises (docs/architecture.md,
+rule 3)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Tuple
 
 from authz import jose, policy
 from authz.cache import Entry, TokenCache, token_key
@@ -15,6 +17,7 @@ from authz.identity import Identity
 from authz.introspection import Introspector
 from authz.metrics import AuthzMetrics
 from authz.mutation import Mutator
+from authz.now_or_later import NowOrLater, settled
 from authz.policy import RuleBook, Rules
 from authz.request import AuthRequest
 from authz.verify import JwtVerifier
@@ -22,6 +25,7 @@ from authz.verify import JwtVerifier
 log = logging.getLogger("authz.engine")
 
 RevocationCheck = Callable[[Identity], Awaitable[bool]]
+Checked = Tuple[Decision, "Identity | None"]  # a personal decision is completed by the identity
 INTERNAL_ERROR = forbidden("authorization could not be decided", "internal_error")
 UNAVAILABLE = Decision(False, 503, "store_unavailable", error="temporarily_unavailable",
                        description="the revocation store is unavailable; retry later")
@@ -47,22 +51,15 @@ class Engine:
         self.mutator = mutator
         self._anonymous = mutator.allow(None, None)
 
-    async def decide(self, req: AuthRequest, mode: str = "grpc") -> Decision:
-        """The whole decision for one request, the token's own headers included."""
-        decision, identity = await self.check(req, mode)
-        return decision.own(identity)
+    async def check(self, req: AuthRequest, mode: str = "grpc") -> Checked:
+        """`check_now`, awaited."""
+        return await settled(self.check_now(req, mode))
 
-    async def check(self, req: AuthRequest, mode: str = "grpc") -> tuple[Decision, Identity | None]:
-        """The decision and the token's identity. A personal decision is shared by every token
-        of its shape: transports add the identity's own part when they encode it."""
-        found = self.check_now(req, mode)
-        return found if isinstance(found, tuple) else await found
-
-    def check_now(self, req: AuthRequest, mode: str = "grpc"
-                  ) -> tuple[Decision, Identity | None] | Awaitable[tuple[Decision, Identity | None]]:
-        """`check` answered at once when no I/O is needed (no token, a malformed or a cached
-        one: no coroutine per cache hit); otherwise an awaitable that verifies the token,
-        continuing from this lookup."""
+    def check_now(self, req: AuthRequest, mode: str = "grpc") -> NowOrLater[Checked]:
+        """The decision and the token's identity: now when no I/O is needed (no token, a
+        malformed or a cached one: no coroutine per cache hit), else later, verifying the token
+        from this lookup on. A personal decision is shared by every token of its shape:
+        transports add the identity's own part when they encode it."""
         started = time.perf_counter()
         try:
             decision, identity, key, token, rules = self._decide_now(req)
@@ -74,7 +71,7 @@ class Engine:
         return self._done(req, mode, started, decision, identity, key)
 
     async def _decide_later(self, req: AuthRequest, mode: str, started: float, key: bytes, token: str,
-                            rules: Rules) -> tuple[Decision, Identity | None]:
+                            rules: Rules) -> Checked:
         try:
             decision, identity = await self._verify_then_decide(req, key, token, rules)
         except Unavailable as exc:  # an outage, not a bug: no traceback, nothing cached
@@ -86,7 +83,7 @@ class Engine:
         return self._done(req, mode, started, decision, identity, key)
 
     def _done(self, req: AuthRequest, mode: str, started: float, decision: Decision, identity: Identity | None,
-              key: bytes) -> tuple[Decision, Identity | None]:
+              key: bytes) -> Checked:
         self.metrics.decision(mode, decision.allowed, decision.reason, time.perf_counter() - started)
         if not decision.allowed:
             # the path without its query: URLs carry tokens and other secrets there
@@ -112,8 +109,7 @@ class Engine:
             return entry.memo, None, key, token, rules
         return self._apply(entry, rules, req), entry.identity, key, token, rules
 
-    async def _verify_then_decide(self, req: AuthRequest, key: bytes, token: str, rules: Rules
-                                  ) -> tuple[Decision, Identity | None]:
+    async def _verify_then_decide(self, req: AuthRequest, key: bytes, token: str, rules: Rules) -> Checked:
         self.metrics.cache_misses += 1
         try:
             identity = await self._authenticate(token)

@@ -15,4 +15,4 @@ class Unavailable(Exception):
 
 
 class NotMine(Exception):
-    """An authenticator does not recognise the token (DESIGN rule 2): try the next one."""
+    """An authenticator does not recognise the token (docs/architecture.md, rule 2): try the next one."""

@@ -31,7 +31,6 @@ class JwksSource:
         self._clock = clock
         self.keys: dict[str, VerificationKey] = {}
         self.loaded = False
-        self.fetch_count = 0
         self._last_attempt = float("-inf")
         self._inflight: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -50,7 +49,6 @@ class JwksSource:
 
     async def _fetch_once(self) -> None:
         self._last_attempt = self._clock()
-        self.fetch_count += 1
         try:
             resp = await self._client.get(self.uri, headers={"accept": "application/json"})
             resp.raise_for_status()

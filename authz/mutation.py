@@ -1,4 +1,5 @@
-"""The header mutation for an allowed request: trusted identity headers in, smuggled ones out."""
+"""The header mutation for an allowed request: trusted identity headers in, smuggled ones out.
+The Mutator makes the allows and derives from a Decision what the transports encode."""
 
 from __future__ import annotations
 
@@ -23,40 +24,47 @@ class Mutator:
     def allow(self, identity: Identity | None, project: str | None) -> Decision:
         """An allow; for a token, the one decision shared by every token of its shape."""
         if identity is None:
-            return Decision(True, 200, "ok", mutator=self)
+            return Decision(True, 200, "ok")
         shape = (identity.profile, project, identity.subject is None)
         decision = self._allows.get(shape)
         if decision is None:
             if len(self._allows) >= MAX_SHAPES:
                 self._allows.clear()
             decision = self._allows[shape] = Decision(True, 200, "ok", identity=identity, project=project,
-                                                      mutator=self, personal=True)
+                                                      personal=True)
         return decision
 
-    def headers(self, identity: Identity | None, project: str | None,
-                own: bool = True) -> tuple[tuple[str, str], ...]:
-        """The headers to set; without `own`, all but the token's own subject."""
-        if identity is None:
+    def headers(self, decision: Decision, identity: Identity | None = None) -> tuple[tuple[str, str], ...]:
+        """The headers an allow sets (overwrite semantics): those its shape shares, and with
+        `identity` (the requesting token's) also the token's own user header."""
+        shape = decision.identity
+        if not decision.allowed or shape is None:
             return ()
         n = self.names
-        values = ((n.tenant, identity.tenant), (n.org, identity.org_id), (n.project, project),
-                  (n.client, identity.client_id), (n.scopes, identity.scope_text))
+        values = ((n.tenant, shape.tenant), (n.org, shape.org_id), (n.project, decision.project),
+                  (n.client, shape.client_id), (n.scopes, shape.scope_text))
         shared = tuple((name, value) for name, value in values if value)
-        return shared + ((n.user, identity.subject),) if own and identity.subject else shared
+        return shared + ((n.user, identity.subject),) if identity is not None and identity.subject else shared
 
-    def remove(self, identity: Identity | None, project: str | None) -> tuple[str, ...]:
+    def remove(self, decision: Decision) -> tuple[str, ...]:
+        """The headers an allow removes upstream."""
         # Every managed name that we do not set is removed, so a client can never smuggle one
         # in; those we set are overwritten (never appended), which removes the client's value.
-        set_names = {name for name, _ in self.headers(identity, project)}
+        # Tokens of one shape all have a subject or none (the shape says which).
+        set_names = {name for name, _ in self.headers(decision, decision.identity)}
         return tuple(name for name in self.managed if name not in set_names) + self._extra_remove
 
     @staticmethod
-    def metadata(identity: Identity | None, project: str | None, own: bool = True) -> dict[str, Any]:
-        """Dynamic metadata; without `own`, all but the token's own `sub` and `jti`."""
-        if identity is None:
+    def metadata(decision: Decision, identity: Identity | None = None) -> dict[str, Any]:
+        """Dynamic metadata of an allow: its shape's, and with `identity` also the token's own
+        `sub` and `jti`."""
+        if not decision.allowed:
+            return {}
+        shape = decision.identity
+        if shape is None:
             return {"anonymous": True}
-        meta = {"tenant": identity.tenant, "org_id": identity.org_id, "project_id": project,
-                "client_id": identity.client_id, "scope": identity.scope_text, "iss": identity.issuer}
-        if own:
+        meta = {"tenant": shape.tenant, "org_id": shape.org_id, "project_id": decision.project,
+                "client_id": shape.client_id, "scope": shape.scope_text, "iss": shape.issuer}
+        if identity is not None:
             meta.update(sub=identity.subject, jti=identity.jti)
         return {k: v for k, v in meta.items() if v}

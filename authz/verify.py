@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from authz import jose
 from authz.errors import TokenError
@@ -112,5 +112,3 @@ class JwtVerifier:
             raise TokenError("token audience is not accepted", "wrong_audience")
         return Identity.from_claims(claims, expires_at=exp + self.leeway)
 
-
-Introspect = Callable[[str], Awaitable[Identity | None]]

@@ -1,19 +1,20 @@
-"""The composition root (DESIGN rule 6): builds every service once and wires them."""
+"""The composition root (docs/architecture.md, rule 6): builds every part once and wires them,
+in this order: settings → keys → store → engine → token service → transports. Nothing else
+constructs a service; sidecar/server.py only runs what is built here."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 import httpx
+from prometheus_client import CollectorRegistry
 
 from authz.cache import TokenCache
 from authz.engine import Engine
 from authz.extract import TokenExtractor
-from transport.grpc.authorization import AuthorizationService
-from authz.http_check import HttpCheckApp
 from authz.introspection import ChainIntrospector, Introspector, RemoteIntrospector
 from authz.jwks import JwksSource
 from authz.keys import KeyRing, key_from_pem
@@ -23,10 +24,23 @@ from authz.policy import RuleBook, Rules
 from authz.verify import IssuerPolicy, JwtVerifier, StaticKeys
 from config import ConfigError
 from config.settings import Settings
+from sidecar import service
+from sidecar.http_app import build_app
+from sidecar.oauth.context import OAuthContext
+from sidecar.oauth.credentials import Passwords
 from sidecar.oauth.introspection import StoreIntrospector
 from sidecar.oauth.issuer import TokenIssuer
+from sidecar.oauth.metrics import OAuthMetrics
 from sidecar.oauth.revoker import Revoker
+from sidecar.oauth.throttle import LoginThrottle
+from sidecar.oauth.user_auth import RemoteCredentials, StoreCredentials
 from sidecar.store import Store, open_store
+from sidecar.store.timed import TimedStore
+from transport.grpc.authorization import AuthorizationService
+from transport.grpc.h2_face import H2Face
+from transport.http.check import HttpCheckApp
+from transport.http.face import HttpFace
+from transport.sockets import Acceptor, ConnectionSource, bind
 
 log = logging.getLogger("sidecar")
 
@@ -54,6 +68,9 @@ class Container:
     jwks_sources: list[JwksSource]
     store: Store
     revoker: Revoker
+    registry: CollectorRegistry
+    oauth: OAuthContext
+    app: Any  # the HTTP port's ASGI app
     readiness: list[Callable[[], Awaitable[bool]]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     draining: bool = False
@@ -127,8 +144,11 @@ class Container:
 
 def build(settings: Settings, keyring: KeyRing | None = None,
           introspectors: list[Introspector] | None = None) -> Container:
+    """Everything but the transports, which need the sockets (`faces`)."""
     keyring = keyring or load_keyring(settings)
     metrics = AuthzMetrics()
+    registry = CollectorRegistry()
+    registry.register(metrics)
     http_client = httpx.AsyncClient(timeout=settings.jwks.timeout_seconds, follow_redirects=False)
     issuers, jwks_sources = _issuers(settings, keyring, http_client, metrics)
     verifier = JwtVerifier(issuers, leeway=settings.leeway_seconds)
@@ -142,11 +162,59 @@ def build(settings: Settings, keyring: KeyRing | None = None,
     cache = TokenCache(settings.cache.max_entries, settings.cache.ttl_seconds, settings.cache.negative_ttl_seconds)
     engine = Engine(_extractor(settings), verifier, cache, _rules(settings), _mutator(settings), metrics,
                     introspector=ChainIntrospector(chain), is_revoked=_revocation_check(settings, store))
-    return Container(
+    issuer = TokenIssuer(keyring, settings.issuer, settings.accepted_audiences[0], settings.max_token_lifetime)
+    revoker = Revoker(store, cache)
+    oauth = _oauth_context(settings, store, issuer, revoker, http_client, registry)
+    http_check = HttpCheckApp(engine)
+    c = Container(
         settings=settings, keyring=keyring, http_client=http_client, metrics=metrics, cache=cache, engine=engine,
-        authz_service=AuthorizationService(engine), http_check=HttpCheckApp(engine),
-        issuer=TokenIssuer(keyring, settings.issuer, settings.accepted_audiences[0], settings.max_token_lifetime),
-        jwks_sources=jwks_sources, store=store, revoker=Revoker(store, cache), readiness=[store.ping])
+        authz_service=AuthorizationService(engine), http_check=http_check, issuer=issuer,
+        jwks_sources=jwks_sources, store=store, revoker=revoker, registry=registry, oauth=oauth, app=None,
+        readiness=[store.ping])
+    routes = service.routes(oauth, verifier, keyring)
+    c.app = build_app(http_check, c.ready, registry, keyring, routes)
+    return c
+
+
+def _oauth_context(settings: Settings, store: Store, issuer: TokenIssuer, revoker: Revoker,
+                   http_client: httpx.AsyncClient, registry: CollectorRegistry) -> OAuthContext:
+    passwords = Passwords(settings.password_hashing)
+    metrics = OAuthMetrics(registry)
+    timed = TimedStore(store, metrics.store_latency)
+    credentials = (RemoteCredentials(settings.credentials_service_url, http_client)
+                   if settings.credentials_service_url else StoreCredentials(timed, passwords))
+    return OAuthContext(settings=settings, store=timed, issuer=issuer, passwords=passwords,
+                        credentials=credentials, metrics=metrics, revoker=revoker,
+                        throttle=LoginThrottle(settings, timed, metrics))
+
+
+class GrpcFace(Protocol):
+    """transport/grpc/h2_face.py: H2Face, or transport/grpc/grpcio_face.py: GrpcioFace."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float) -> None: ...
+
+
+@dataclass
+class Faces:
+    """The two ports: started by sidecar/server.py once the container has started."""
+
+    grpc: GrpcFace
+    http: HttpFace
+
+
+def faces(c: Container, grpc_source: ConnectionSource | None, http_source: ConnectionSource | None) -> Faces:
+    """The transports over `c`; a source None: this process binds that port itself."""
+    settings = c.settings
+    if settings.grpc_server == "grpcio":
+        from transport.grpc.grpcio_face import GrpcioFace  # grpcio costs ~19 MB per worker: only when chosen
+
+        grpc: GrpcFace = GrpcioFace(settings, c.authz_service)
+    else:
+        grpc = H2Face(settings, c.authz_service, grpc_source or Acceptor(bind(settings.grpc_listen)))
+    http = HttpFace(settings, c.app, c.http_check, http_source or Acceptor(bind(settings.http_listen)))
+    return Faces(grpc, http)
 
 
 def _issuers(settings: Settings, keyring: KeyRing, http_client: httpx.AsyncClient, metrics: AuthzMetrics,

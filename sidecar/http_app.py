@@ -3,7 +3,7 @@ straight to the bare ext_authz adapter, ahead of routing and middleware."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
@@ -11,16 +11,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from authz.http_check import PREFIX
-from sidecar.container import Container
+from authz.keys import KeyRing
+from transport.http.check import PREFIX, HttpCheckApp
 
 
-def build_app(container: Container, registry: CollectorRegistry, routes: list[Route] | None = None) -> Any:
+def build_app(check: HttpCheckApp, ready: Callable[[], Awaitable[bool]], registry: CollectorRegistry,
+              keyring: KeyRing, routes: list[Route]) -> Any:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
-        if await container.ready():
+        if await ready():
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not ready"}, status_code=503)
 
@@ -28,13 +29,12 @@ def build_app(container: Container, registry: CollectorRegistry, routes: list[Ro
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def jwks(_: Request) -> Response:
-        return JSONResponse(container.keyring.jwks(), headers={"cache-control": "public, max-age=300"})
+        return JSONResponse(keyring.jwks(), headers={"cache-control": "public, max-age=300"})
 
     app = Starlette(routes=[
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
-        Route("/.well-known/jwks.json", jwks), *(routes or []),
+        Route("/.well-known/jwks.json", jwks), *routes,
     ])
-    check = container.http_check
     prefix_slash = PREFIX + "/"
 
     async def dispatch(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -42,6 +42,4 @@ def build_app(container: Container, registry: CollectorRegistry, routes: list[Ro
             await check(scope, receive, send)
         else:
             await app(scope, receive, send)
-
-    dispatch.starlette = app  # type: ignore[attr-defined]
     return dispatch

@@ -1,43 +1,25 @@
-"""The token service's HTTP routes, wired from the container (part of the composition root)."""
+"""The token service's HTTP routes over its parts (built by sidecar/container.py)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from authz.keys import KeyRing
+from authz.verify import JwtVerifier
 from sidecar.admin.api import AdminApi
-from sidecar.container import Container
 from sidecar.oauth.context import OAuthContext
-from sidecar.oauth.credentials import Passwords
 from sidecar.oauth.endpoint import TokenEndpoint
 from sidecar.oauth.introspection import IntrospectionEndpoint, RevocationEndpoint, TokenInspector
 from sidecar.oauth.metadata import openid_configuration, server_metadata
-from sidecar.oauth.metrics import OAuthMetrics
-from sidecar.oauth.throttle import LoginThrottle
-from sidecar.oauth.user_auth import RemoteCredentials, StoreCredentials
 from sidecar.openapi import openapi_document
-from sidecar.store.timed import TimedStore
 
 
-def oauth_context(container: Container, registry: CollectorRegistry) -> OAuthContext:
-    settings = container.settings
-    passwords = Passwords(settings.password_hashing)
-    metrics = OAuthMetrics(registry)
-    store = TimedStore(container.store, metrics.store_latency)
-    credentials = (RemoteCredentials(settings.credentials_service_url, container.http_client)
-                   if settings.credentials_service_url else StoreCredentials(store, passwords))
-    return OAuthContext(settings=settings, store=store, issuer=container.issuer, passwords=passwords,
-                        credentials=credentials, metrics=metrics, revoker=container.revoker,
-                        throttle=LoginThrottle(settings, store, metrics))
-
-
-def routes(container: Container, registry: CollectorRegistry) -> list[Route]:
-    ctx = oauth_context(container, registry)
-    inspector = TokenInspector(ctx, container.engine.verifier)
-    issuer = container.settings.issuer
-    algs = sorted({k.alg for k in container.keyring.keys})
+def routes(ctx: OAuthContext, verifier: JwtVerifier, keyring: KeyRing) -> list[Route]:
+    inspector = TokenInspector(ctx, verifier)
+    issuer = ctx.settings.issuer
+    algs = sorted({k.alg for k in keyring.keys})
 
     async def as_metadata(_: Request) -> JSONResponse:
         return JSONResponse(server_metadata(issuer, algs))
@@ -56,6 +38,6 @@ def routes(container: Container, registry: CollectorRegistry) -> list[Route]:
         Route("/.well-known/openid-configuration", oidc),
         Route("/openapi.json", openapi),
     ]
-    if container.settings.admin_token is not None:
-        found += AdminApi(ctx, container.settings.admin_token.get_secret_value()).routes()
+    if ctx.settings.admin_token is not None:
+        found += AdminApi(ctx, ctx.settings.admin_token.get_secret_value()).routes()
     return found

@@ -1,5 +1,5 @@
 """--workers N: N single-loop processes. Both ports are bound here, without SO_REUSEPORT, and
-their connections accepted here and balanced over the workers (sidecar/balancer.py)."""
+their connections accepted here and balanced over the workers (transport/balancer.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 from authz.keys import KeyRing, private_pem
 from config.settings import Settings
 from sidecar import logs
-from sidecar.balancer import Balancer
-from sidecar.listeners import bind_or_exit
+from transport.balancer import Balancer
+from transport.sockets import bind_or_exit
 
 
 def run_workers(settings: Settings, count: int, target: Any) -> int:

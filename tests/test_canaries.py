@@ -21,7 +21,7 @@ from redis.asyncio.sentinel import Sentinel
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 PROTOCOL = "transport/http/protocol.py"  # subclasses HttpToolsProtocol and answers checks inline
-LIFECYCLE = "sidecar/server.py"  # runs uvicorn.Server without its listener or signals
+LIFECYCLE = "transport/http/face.py"  # runs uvicorn.Server without its listener or signals
 CLUSTER_TRIP = "sidecar/store/cluster_trip.py"  # one round trip per Cluster node
 REDIS_STORE = "sidecar/store/redis_store.py"  # one round trip on a plain Redis pool
 HEADERS = "transport/h2/headers.py"  # the header-block cache watches the HPACK dynamic table

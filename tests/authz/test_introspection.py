@@ -15,6 +15,7 @@ from authz.keys import KeyRing
 from authz.request import AuthRequest
 from config import load_settings
 from sidecar.container import build
+from tests.authz.checks import answer
 from tests.support.net import free_port
 
 
@@ -75,7 +76,7 @@ def engine_for(endpoint: Introspection, secret: str = "rs-secret", negative_ttl:
 
 
 async def check(container, token: str):
-    return await container.engine.decide(AuthRequest({"authorization": f"Bearer {token}"}, "/"))
+    return await answer(container.engine, AuthRequest({"authorization": f"Bearer {token}"}, "/"))
 
 
 async def test_active_opaque_token_is_allowed_and_cached(endpoint):

@@ -13,6 +13,7 @@ import pytest
 from authz.request import AuthRequest
 from config import load_settings
 from sidecar.container import build
+from tests.authz.checks import answer
 from tests.support.jwks_server import IssuerKey, JwksServer
 
 ISSUER = "https://idp.example"
@@ -64,7 +65,7 @@ async def wait_ready(container, timeout=10.0):
 
 
 async def check(container, token: str):
-    return await container.engine.decide(AuthRequest({"authorization": f"Bearer {token}"}, "/"))
+    return await answer(container.engine, AuthRequest({"authorization": f"Bearer {token}"}, "/"))
 
 
 async def test_trusted_issuer_token_is_allowed(server, make):

@@ -12,6 +12,7 @@ from authz.keys import KeyRing
 from authz.request import AuthRequest
 from config import load_settings
 from sidecar.container import build
+from tests.authz.checks import answer
 from tests.support.tokens import claims, sign
 
 
@@ -64,8 +65,8 @@ async def test_one_decision_is_shared_by_a_shape_and_made_whole_for_callers(cont
     b = await engine.check(AuthRequest({"authorization": f"Bearer {sign(ring, claims(sub='b', jti='2'))}"}, "/"))
     assert a[0] is b[0] and a[0].personal
     assert (a[1].subject, b[1].subject) == ("a", "b")
-    whole = await engine.decide(AuthRequest({"authorization": f"Bearer {sign(ring, claims(sub='b', jti='2'))}"},
-                                            "/"))
+    whole = await answer(engine, AuthRequest({"authorization": f"Bearer {sign(ring, claims(sub='b', jti='2'))}"},
+                              "/"))
     assert dict(whole.headers)["x-user-id"] == "b" and whole.metadata["jti"] == "2"
 
 

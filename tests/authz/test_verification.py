@@ -15,6 +15,7 @@ from authz.keys import KeyRing, public_jwk, public_pem
 from authz.request import AuthRequest
 from config import load_settings
 from sidecar.container import build
+from tests.authz.checks import answer
 from tests.support.tokens import ISSUER, b64, claims, raw, sign
 
 
@@ -30,7 +31,7 @@ def engine(ring: KeyRing):
 
 
 async def decide(engine, token: str, **headers: str):
-    return await engine.decide(AuthRequest({"authorization": f"Bearer {token}", **headers}, "/x"))
+    return await answer(engine, AuthRequest({"authorization": f"Bearer {token}", **headers}, "/x"))
 
 
 def attacker_token(**headers) -> str:
@@ -127,21 +128,21 @@ async def test_bad_token_is_401(engine, ring, case):
 
 
 async def test_missing_token_is_401_without_error_code(engine):
-    d = await engine.decide(AuthRequest({}, "/x"))
+    d = await answer(engine, AuthRequest({}, "/x"))
     assert d.status == 401 and d.error == ""
     assert d.www_authenticate == 'Bearer realm="auth-sidecar"'
     assert json.loads(d.body)["error_description"]
 
 
 async def test_x_auth_token_header_is_a_token_source(engine, ring):
-    d = await engine.decide(AuthRequest({"x-auth-token": sign(ring)}, "/x"))
+    d = await answer(engine, AuthRequest({"x-auth-token": sign(ring)}, "/x"))
     assert d.allowed
 
 
 async def test_cookie_and_query_sources_are_off_by_default(engine, ring):
     t = sign(ring)
-    assert (await engine.decide(AuthRequest({"cookie": f"access_token={t}"}, "/x"))).status == 401
-    assert (await engine.decide(AuthRequest({}, f"/x?access_token={t}"))).status == 401
+    assert (await answer(engine, AuthRequest({"cookie": f"access_token={t}"}, "/x"))).status == 401
+    assert (await answer(engine, AuthRequest({}, f"/x?access_token={t}"))).status == 401
 
 
 async def test_cookie_and_query_sources_when_enabled(ring):
@@ -149,8 +150,8 @@ async def test_cookie_and_query_sources_when_enabled(ring):
                                       "AUTH_SIDECAR_TOKEN_SOURCES__QUERY_PARAM": "access_token"})
     engine = build(settings, ring).engine
     t = sign(ring)
-    assert (await engine.decide(AuthRequest({"cookie": f"a=b; session={t}"}, "/x"))).allowed
-    assert (await engine.decide(AuthRequest({}, f"/x?access_token={t}"))).allowed
+    assert (await answer(engine, AuthRequest({"cookie": f"a=b; session={t}"}, "/x"))).allowed
+    assert (await answer(engine, AuthRequest({}, f"/x?access_token={t}"))).allowed
 
 
 async def test_leeway_accepts_a_just_expired_token(engine, ring):

@@ -161,4 +161,3 @@ def test_a_slow_but_timely_request_and_a_kept_alive_connection_are_served(svc):
         time.sleep(READ_TIMEOUT * 1.2)  # idle between requests: uvicorn's keep-alive rules, not ours
         sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
         assert read_answer(sock).startswith(b"HTTP/1.1 200")
-

@@ -1,5 +1,5 @@
 """HTTP-mode ext_authz on the real server: checks answered inline by the protocol
-(sidecar/http_protocol.py) and those taking uvicorn's ASGI path give the same answers, in
+(transport/http/protocol.py) and those taking uvicorn's ASGI path give the same answers, in
 request order, on keep-alive and pipelined connections."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ CheckResponse of a cached decision is built once and reused for every later hit.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Awaitable
+from typing import TYPE_CHECKING
 
 from envoy.config.core.v3.base_pb2 import HeaderValue, HeaderValueOption
 from envoy.service.auth.v3 import external_auth_pb2 as pb
@@ -16,10 +16,13 @@ from google.protobuf.message import DecodeError
 from google.protobuf.struct_pb2 import Struct
 from google.rpc.status_pb2 import Status
 
-from authz.decision import Decision, forbidden
-from authz.engine import Engine
-from transport.grpc.unary import INVALID_ARGUMENT, GrpcError
+from authz.decision import Decision, forbidden, remember
+from authz.engine import Checked, Engine
+from authz.identity import Identity
+from authz.mutation import Mutator
+from authz.now_or_later import Later, NowOrLater, settled
 from authz.request import AuthRequest
+from transport.grpc.unary import INVALID_ARGUMENT, GrpcError
 
 if TYPE_CHECKING:
     import grpc
@@ -29,17 +32,21 @@ log = logging.getLogger("transport.grpc")
 SERVICE = "envoy.service.auth.v3.Authorization"
 _OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _GRPC_CODE = {401: 16, 403: 7, 503: 14}  # UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE
+ENCODED = "grpc"  # this adapter's key in Decision.encoded
 
 
-def encode(decision: Decision) -> bytes:
+def encode(decision: Decision, mutator: Mutator | None) -> bytes:
     """The wire form of a decision's CheckResponse (a personal one's without the token's own
-    part, see `OwnPart`)."""
+    part, see `OwnPart`); `mutator` derives an allow's headers and metadata."""
+    metadata: dict = {}
     if decision.allowed:
+        assert mutator is not None
         ok = pb.OkHttpResponse(
             headers=[HeaderValueOption(header=HeaderValue(key=k, value=v), append_action=_OVERWRITE)
-                     for k, v in decision.headers],
-            headers_to_remove=list(decision.remove))
+                     for k, v in mutator.headers(decision)],
+            headers_to_remove=list(mutator.remove(decision)))
         response = pb.CheckResponse(status=Status(code=0), ok_response=ok)
+        metadata = mutator.metadata(decision)
     else:
         denied = pb.DeniedHttpResponse(
             status=HttpStatus(code=decision.status),
@@ -49,9 +56,9 @@ def encode(decision: Decision) -> bytes:
                                        append_action=_OVERWRITE)],
             body=decision.body.decode())
         response = pb.CheckResponse(status=Status(code=_GRPC_CODE.get(decision.status, 7)), denied_response=denied)
-    if decision.metadata:
+    if metadata:
         meta = Struct()
-        meta.update(decision.metadata)
+        meta.update(metadata)
         response.dynamic_metadata.CopyFrom(meta)
     return response.SerializeToString()
 
@@ -70,7 +77,7 @@ class OwnPart:
         self._user = header.header
         self._fields = self._template.dynamic_metadata.fields
 
-    def __call__(self, identity) -> bytes:
+    def __call__(self, identity: Identity) -> bytes:
         sub, jti = identity.subject, identity.jti
         if sub and jti:
             self._user.value = sub
@@ -87,7 +94,7 @@ class OwnPart:
         return response.SerializeToString()
 
 
-FALLBACK = encode(forbidden("authorization could not be decided", "internal_error"))
+FALLBACK = encode(forbidden("authorization could not be decided", "internal_error"), None)
 
 
 class AuthorizationService:
@@ -100,21 +107,21 @@ class AuthorizationService:
         self._own_part = OwnPart(self.engine.mutator.names.user)
 
     async def check(self, request: pb.CheckRequest, context: object = None) -> bytes:
-        answer = self.answer(request)
-        return answer if isinstance(answer, bytes) else await answer
+        return await settled(self.answer(request))
 
-    def answer(self, request: pb.CheckRequest) -> bytes | Awaitable[bytes]:
-        """The encoded CheckResponse: at once when no I/O is needed (a cached token, no token,
-        a bad one), else an awaitable of it."""
+    def answer(self, request: pb.CheckRequest) -> NowOrLater[bytes]:
+        """The encoded CheckResponse: now when no I/O is needed (a cached token, no token, a bad
+        one), else later."""
         try:
             found = self.engine.check_now(self._request(request), "grpc")
         except Exception:  # never a gRPC error: Envoy would apply its own failure mode
             log.exception("Check failed; denying")
             return FALLBACK
-        return self._encode(*found) if isinstance(found, tuple) else self._encode_later(found)
+        return self._encode_later(found) if type(found) is Later else self._encode(*found)  # type: ignore[misc]
 
-    async def _encode_later(self, pending: Awaitable[tuple[Decision, object]]) -> bytes:
-        return self._encode(*await pending)
+    async def _encode_later(self, pending: Later) -> bytes:
+        checked: Checked = await pending
+        return self._encode(*checked)
 
     @staticmethod
     def _request(request: pb.CheckRequest) -> AuthRequest:
@@ -123,11 +130,12 @@ class AuthorizationService:
         # protobuf maps are read in place: no copy of the headers per request
         return AuthRequest(http.headers, http.path or "/", http.method, attrs.context_extensions)
 
-    def _encode(self, decision: Decision, identity) -> bytes:
+    def _encode(self, decision: Decision, identity: Identity | None) -> bytes:
         try:
-            wire = decision.wire
-            if wire is None:
-                wire = decision.wire = encode(decision)
+            try:
+                wire = decision.encoded[ENCODED]  # type: ignore[index]
+            except (TypeError, KeyError):  # the first gRPC answer of this decision
+                wire = remember(decision, ENCODED, encode(decision, self.engine.mutator))
             if decision.personal:
                 return wire + self._own_part(identity)
             return wire
@@ -135,9 +143,9 @@ class AuthorizationService:
             log.exception("Check answer could not be encoded; denying")
             return FALLBACK
 
-    def check_message(self, message: bytes) -> bytes | Awaitable[bytes]:
+    def check_message(self, message: bytes) -> NowOrLater[bytes]:
         """Check for the h2 transport: the encoded CheckRequest in, the encoded CheckResponse
-        out, at once when no I/O is needed (no task per cache hit)."""
+        out, now when no I/O is needed (no task per cache hit)."""
         try:
             request = pb.CheckRequest.FromString(message)
         except DecodeError:

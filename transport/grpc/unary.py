@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import struct
-from typing import Awaitable, Callable
+from typing import Callable
 
+from authz.now_or_later import Later, NowOrLater
 from transport.h2.connection import Connection
 from transport.h2.headers import Request, refusal, trailers
 from transport.h2.limits import Limits
@@ -35,8 +36,8 @@ class GrpcError(Exception):
         self.code = code
 
 
-# request message → response message, returned at once or awaitable when it needs I/O
-Method = Callable[[bytes], "bytes | Awaitable[bytes]"]
+# request message → response message, now or (when it needs I/O) later
+Method = Callable[[bytes], NowOrLater[bytes]]
 
 _PREFIX = struct.Struct(">BI")  # compressed flag, message length
 _OK_TRAILERS = trailers(0)
@@ -84,12 +85,12 @@ class Unary:
             log.exception("gRPC method failed")
             connection.answer(stream_id, None, status_trailers(INTERNAL, "internal error"))
             return
-        if isinstance(result, bytes):
-            connection.answer(stream_id, _PREFIX.pack(0, len(result)) + result, _OK_TRAILERS)
+        if type(result) is Later:
+            connection.wait(stream_id, self._later(connection, stream_id, result))
             return
-        connection.wait(stream_id, self._later(connection, stream_id, result))
+        connection.answer(stream_id, _PREFIX.pack(0, len(result)) + result, _OK_TRAILERS)
 
-    async def _later(self, connection: Connection, stream_id: int, pending: Awaitable[bytes]) -> None:
+    async def _later(self, connection: Connection, stream_id: int, pending: Later) -> None:
         try:
             result = await pending
             connection.answer(stream_id, _PREFIX.pack(0, len(result)) + result, _OK_TRAILERS)

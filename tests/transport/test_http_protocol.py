@@ -8,7 +8,7 @@ import asyncio
 import pytest
 import uvicorn
 
-from sidecar.http_protocol import protocol_for
+from transport.http.protocol import protocol_for
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.asyncio

@@ -21,11 +21,12 @@ seconds of its first byte, and a new connection must start one within as long.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from authz.http_check import HttpCheckApp, raw_path
+from authz.now_or_later import Later
+from transport.http.check import HttpCheckApp, raw_path
 
 _VERIFYING: Any = object()  # `answer` of a request whose check runs in a task
 _LATE = b"request not received in time"
@@ -118,7 +119,7 @@ def protocol_for(check: HttpCheckApp, read_timeout: float = 10.0,
                     and not parser.should_upgrade()):
                 result = check.answer_now(parser.get_method(), path, self.headers,
                                           date_lines(self.server_state.default_headers))
-                if type(result) is bytes:
+                if type(result) is not Later:
                     self.answer = result
                 else:
                     self.answer = _VERIFYING
@@ -129,7 +130,7 @@ def protocol_for(check: HttpCheckApp, read_timeout: float = 10.0,
                 return
             super().on_headers_complete()
 
-        async def _answer_later(self, cycle: _Verifying, pending: Awaitable[tuple[Any, Any]]) -> None:
+        async def _answer_later(self, cycle: _Verifying, pending: Later) -> None:
             decision, identity = await pending
             if cycle.disconnected or self.transport.is_closing():
                 return

@@ -8,23 +8,28 @@ in `x-envoy-auth-headers-to-remove`.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any, Awaitable
+from typing import Any
 
-from authz.decision import Decision
-from authz.engine import Engine
+from authz.decision import Decision, remember
+from authz.engine import Checked, Engine
+from authz.identity import Identity
+from authz.mutation import Mutator
+from authz.now_or_later import Later, NowOrLater
 from authz.request import AuthRequest
 
 PREFIX = "/ext_authz"
 REMOVE_HEADER = b"x-envoy-auth-headers-to-remove"
 _RAW_PREFIX = PREFIX.encode()
+ASGI, RAW = "http", "http_raw"  # this adapter's keys in Decision.encoded
 
 
-def encode(decision: Decision) -> tuple[dict[str, Any], bytes]:
+def encode(decision: Decision, mutator: Mutator) -> tuple[dict[str, Any], bytes]:
     """The ASGI start message and body (a personal decision's without the token's own header)."""
     if decision.allowed:
-        headers = [(k.encode(), v.encode()) for k, v in decision.headers]
-        if decision.remove:
-            headers.append((REMOVE_HEADER, ",".join(decision.remove).encode()))
+        headers = [(k.encode(), v.encode()) for k, v in mutator.headers(decision)]
+        remove = mutator.remove(decision)
+        if remove:
+            headers.append((REMOVE_HEADER, ",".join(remove).encode()))
         headers.append((b"content-length", b"0"))
         return {"type": "http.response.start", "status": 200, "headers": headers}, b""
     body = decision.body
@@ -33,9 +38,9 @@ def encode(decision: Decision) -> tuple[dict[str, Any], bytes]:
     return {"type": "http.response.start", "status": decision.status, "headers": headers}, body
 
 
-def encode_raw(decision: Decision) -> tuple[bytes, bytes]:
+def encode_raw(decision: Decision, mutator: Mutator) -> tuple[bytes, bytes]:
     """HTTP/1.1 status line and header lines (no Date, no blank line yet) and the body."""
-    start, body = encode(decision)
+    start, body = encode(decision, mutator)
     status = start["status"]
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())]
     lines += [name + b": " + value + b"\r\n" for name, value in start["headers"]]
@@ -69,19 +74,20 @@ class HttpCheckApp:
         self._user_header = self.engine.mutator.names.user.encode()
 
     def answer_now(self, method: bytes, path: str, headers: list[tuple[bytes, bytes]], date: bytes
-                   ) -> bytes | Awaitable[tuple[Decision, Any]]:
-        """The whole HTTP/1.1 response when the check needs no I/O (a cached or a missing
-        token), else the check to await (then `raw_answer`). `date` is the Date header line."""
-        result = self.engine.check_now(_request(headers, path, method.decode("ascii")), "http")
-        if type(result) is not tuple:
+                   ) -> bytes | Later:
+        """The whole HTTP/1.1 response now when the check needs no I/O (a cached or a missing
+        token), else the check later (its result then goes to `raw_answer`). `date` is the
+        Date header line."""
+        result: NowOrLater[Checked] = self.engine.check_now(_request(headers, path, method.decode("ascii")), "http")
+        if type(result) is Later:
             return result  # type: ignore[return-value]
-        return self.raw_answer(*result, date)
+        return self.raw_answer(*result, date)  # type: ignore[misc]
 
-    def raw_answer(self, decision: Decision, identity: Any, date: bytes) -> bytes:
-        wire = decision.wire_raw
-        if wire is None:
-            wire = decision.wire_raw = encode_raw(decision)
-        head, body = wire
+    def raw_answer(self, decision: Decision, identity: Identity | None, date: bytes) -> bytes:
+        try:
+            head, body = decision.encoded[RAW]  # type: ignore[index]
+        except (TypeError, KeyError):  # the first inline answer of this decision
+            head, body = remember(decision, RAW, encode_raw(decision, self.engine.mutator))
         if decision.personal and identity.subject:
             return b"%s%s%s: %s\r\n\r\n%s" % (head, date, self._user_header, identity.subject.encode(), body)
         return b"%s%s\r\n%s" % (head, date, body)
@@ -92,12 +98,12 @@ class HttpCheckApp:
             path = f"{path}?{scope['query_string'].decode('latin-1')}"
         decision, identity = await self.engine.check(_request(scope["headers"], path, scope.get("method", "GET")),
                                                      "http")
-        wire = decision.wire_http
-        if wire is None:
-            wire = decision.wire_http = encode(decision)
-        start = wire[0]
+        try:
+            start, body = decision.encoded[ASGI]  # type: ignore[index]
+        except (TypeError, KeyError):  # the first ASGI answer of this decision
+            start, body = remember(decision, ASGI, encode(decision, self.engine.mutator))
         if decision.personal and identity.subject:  # the token's own header, per response
             start = {"type": "http.response.start", "status": 200,
                      "headers": [*start["headers"], (self._user_header, identity.subject.encode())]}
         await send(start)
-        await send({"type": "http.response.body", "body": wire[1]})
+        await send({"type": "http.response.body", "body": body})

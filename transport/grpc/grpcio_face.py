@@ -7,21 +7,20 @@ import sys
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from transport.grpc.authorization import SERVICE
 from config.settings import Settings
-from sidecar.container import Container
+from transport.grpc.authorization import SERVICE, AuthorizationService
 
 
 class GrpcioFace:
     """gRPC on grpc.aio (`grpc_server: grpcio`)."""
 
-    def __init__(self, settings: Settings, container: Container) -> None:
+    def __init__(self, settings: Settings, service: AuthorizationService) -> None:
         # SO_REUSEPORT only for --workers (grpc.aio cannot be handed connections): with one
         # worker a second instance on the port fails instead of sharing it
         reuse = 1 if settings.workers > 1 else 0
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", reuse),
                                                ("grpc.max_receive_message_length", 1 << 20)])
-        self.server.add_generic_rpc_handlers((container.authz_service.handler(),))
+        self.server.add_generic_rpc_handlers((service.handler(),))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         try:

@@ -1,7 +1,7 @@
 """The listening sockets: bound once, by the process that supervises (the only process with
 one worker), never with SO_REUSEPORT. A second `auth-sidecar serve` on the same ports then
 fails at once instead of silently taking half of the connections; the workers of one
-supervisor get their connections from it (sidecar/balancer.py)."""
+supervisor get their connections from it (transport/balancer.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import errno
 import logging
 import socket
 import sys
-from typing import Callable
+from typing import Callable, Protocol
 
-log = logging.getLogger("sidecar.listeners")
+log = logging.getLogger("transport.sockets")
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -43,6 +43,17 @@ def bind_or_exit(name: str, listen: str) -> socket.socket:
     except OSError as exc:
         print(f"auth-sidecar: cannot listen on {name} {listen}: {exc.strerror or exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+class ConnectionSource(Protocol):
+    """Where a server's connections come from: its own listening socket (`Acceptor`) or the
+    supervisor's balancer (transport/balancer.py: `Handoff`)."""
+
+    def receive(self, adopt: Callable[[socket.socket], None]) -> None: ...
+
+    def connection_closed(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class Acceptor:
