@@ -1,11 +1,14 @@
 """Admin API: tenants, clients, users, service users and their credentials.
 
 Secrets and private keys are in the 201 answer only; the store keeps digests and public keys.
-DELETE revokes the record and every token it holds.
+Reads answer metadata only. DELETE revokes the record and every token it holds; a PATCH that
+disables a client, user or service user (or gives a user a new password) revokes their tokens
+too, and a disabled one gets no new token. Every write is logged on the `audit` logger.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import secrets
 import time
@@ -18,7 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from authz.keys import generate_private_key, private_pem, public_jwk, thumbprint_kid
-from sidecar.admin.models import ClientIn, CredentialIn, ServiceUserIn, TenantIn, UserIn
+from sidecar.admin import audit, views
+from sidecar.admin.models import (ClientIn, ClientPatch, CredentialIn, ServiceUserIn, ServiceUserPatch, TenantIn,
+                                  TenantPatch, UserIn, UserPatch)
 from sidecar.bodies import BodyError, parse_json, read_capped
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import digest, new_secret
@@ -43,6 +48,7 @@ class AdminApi:
         self.ctx = ctx
         self.store = ctx.store
         self._token = admin_token.encode()
+        self._fingerprint = audit.fingerprint(admin_token)
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -50,6 +56,15 @@ class AdminApi:
 
     def _wrap(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            rid = audit.request_id(request.headers.get("x-request-id"))
+            answer = await answer_for(request)
+            answer.headers["x-request-id"] = rid
+            if request.method != "GET":  # a write, or an attempt at one: the audit trail
+                admin = self._fingerprint if answer.status_code != 401 else "-"
+                audit.record(f"{request.method} {handler.__name__}", request.url.path, answer.status_code, rid, admin)
+            return answer
+
+        async def answer_for(request: Request) -> Response:
             if not self._authorized(request):
                 return JSONResponse({"error": "invalid_token", "error_description": "a valid admin token is required"},
                                     status_code=401, headers={"WWW-Authenticate": 'Bearer realm="auth-sidecar-admin"'})
@@ -73,7 +88,7 @@ class AdminApi:
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "body"
-            raise AdminError(422, "invalid_request", f"{field}: {err['msg']}") from None
+            raise AdminError(400, "invalid_request", f"{field}: {err['msg']}") from None
 
     async def _tenant(self, request: Request) -> Tenant:
         tenant = await self.store.get_tenant(request.path_params["tenant"])
@@ -201,9 +216,129 @@ class AdminApi:
         await self.ctx.revoker.client(key.kid)  # tokens from this key carry it as client_id
         return Response(status_code=204)
 
+    # --- reads and updates
+    async def _page(self, request: Request, kind: str, owner: str | None, view: Callable[[Any], dict]) -> Response:
+        try:
+            limit, after = views.page_args(request.query_params)
+        except views.BadPage as exc:
+            raise AdminError(400, "invalid_request", str(exc)) from None
+        page = await self.store.list_page(kind, owner, limit, after)  # type: ignore[arg-type]
+        return JSONResponse({"items": [view(r) for r in page.items], "next_cursor": views.cursor(page.after)},
+                            headers=NO_STORE)
+
+    async def _client(self, request: Request) -> Client:
+        tenant = await self._tenant(request)
+        client = await self.store.get_client(request.path_params["client_id"])
+        if client is None or client.tenant != tenant.id or client.service_user_id:
+            raise AdminError(404, "not_found", f"client {request.path_params['client_id']} does not exist")
+        return client
+
+    async def _user(self, request: Request) -> User:
+        tenant = await self._tenant(request)
+        user = await self.store.get_user(request.path_params["id"])
+        if user is None or user.tenant != tenant.id:
+            raise AdminError(404, "not_found", f"user {request.path_params['id']} does not exist")
+        return user
+
+    async def _tenant_service_user(self, request: Request) -> ServiceUser:
+        su = await self._service_user(request)
+        if "tenant" in request.path_params and su.tenant != (await self._tenant(request)).id:
+            raise AdminError(404, "not_found", f"service user {request.path_params['id']} does not exist")
+        return su
+
+    async def list_tenants(self, request: Request) -> Response:
+        return await self._page(request, "tenants", None, views.tenant)
+
+    async def get_tenant(self, request: Request) -> Response:
+        return JSONResponse(views.tenant(await self._tenant(request)))
+
+    async def list_clients(self, request: Request) -> Response:
+        return await self._page(request, "clients", (await self._tenant(request)).id, views.client)
+
+    async def get_client(self, request: Request) -> Response:
+        return JSONResponse(views.client(await self._client(request)))
+
+    async def list_users(self, request: Request) -> Response:
+        return await self._page(request, "users", (await self._tenant(request)).id, views.user)
+
+    async def get_user(self, request: Request) -> Response:
+        return JSONResponse(views.user(await self._user(request)))
+
+    async def list_service_users(self, request: Request) -> Response:
+        return await self._page(request, "service_users", (await self._tenant(request)).id, views.service_user)
+
+    async def get_service_user(self, request: Request) -> Response:
+        return JSONResponse(views.service_user(await self._tenant_service_user(request)))
+
+    async def list_secrets(self, request: Request) -> Response:
+        return await self._page(request, "secrets", (await self._service_user(request)).id, views.secret)
+
+    async def list_keys(self, request: Request) -> Response:
+        return await self._page(request, "keys", (await self._service_user(request)).id, views.key)
+
+    async def patch_tenant(self, request: Request) -> Response:
+        tenant = await self._tenant(request)
+        body = await self._body(request, TenantPatch)
+        tenant = dataclasses.replace(tenant, **body.model_dump(include=body.model_fields_set))
+        await self.store.put_tenant(tenant)
+        return JSONResponse(views.tenant(tenant))
+
+    async def patch_client(self, request: Request) -> Response:
+        client = await self._client(request)
+        body = await self._body(request, ClientPatch)
+        changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.model_dump(
+            include=body.model_fields_set).items()}
+        updated = dataclasses.replace(client, **changes)
+        await self.store.put_client(updated)
+        if updated.disabled and not client.disabled:
+            await self.ctx.revoker.client(client.client_id)
+        return JSONResponse(views.client(updated))
+
+    async def patch_user(self, request: Request) -> Response:
+        user = await self._user(request)
+        body = await self._body(request, UserPatch)
+        changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.model_dump(
+            include=body.model_fields_set).items()}
+        password = changes.pop("password", None)
+        if password is not None:
+            changes["password_hash"] = await self.ctx.passwords.hash_async(password)
+        updated = dataclasses.replace(user, **changes)
+        await self.store.put_user(updated)
+        if password is not None or (updated.disabled and not user.disabled):
+            await self.ctx.revoker.subject(user.id)
+        return JSONResponse(views.user(updated))
+
+    async def patch_service_user(self, request: Request) -> Response:
+        su = await self._tenant_service_user(request)
+        body = await self._body(request, ServiceUserPatch)
+        changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.model_dump(
+            include=body.model_fields_set).items()}
+        updated = dataclasses.replace(su, **changes)
+        await self.store.put_service_user(updated)
+        if updated.disabled and not su.disabled:
+            await self.ctx.revoker.subject(su.id)
+        return JSONResponse(views.service_user(updated))
+
     def routes(self) -> list[Route]:
         w = self._wrap
+        t, su = "/admin/tenants/{tenant}", "/admin/service-users/{id}"
         return [
+            Route("/admin/tenants", w(self.list_tenants), methods=["GET"]),
+            Route(t, w(self.get_tenant), methods=["GET"]),
+            Route(t, w(self.patch_tenant), methods=["PATCH"]),
+            Route(t + "/clients", w(self.list_clients), methods=["GET"]),
+            Route(t + "/clients/{client_id}", w(self.get_client), methods=["GET"]),
+            Route(t + "/clients/{client_id}", w(self.patch_client), methods=["PATCH"]),
+            Route(t + "/users", w(self.list_users), methods=["GET"]),
+            Route(t + "/users/{id}", w(self.get_user), methods=["GET"]),
+            Route(t + "/users/{id}", w(self.patch_user), methods=["PATCH"]),
+            Route(t + "/service-users", w(self.list_service_users), methods=["GET"]),
+            Route(t + "/service-users/{id}", w(self.get_service_user), methods=["GET"]),
+            Route(t + "/service-users/{id}", w(self.patch_service_user), methods=["PATCH"]),
+            Route(su, w(self.get_service_user), methods=["GET"]),
+            Route(su, w(self.patch_service_user), methods=["PATCH"]),
+            Route(su + "/secrets", w(self.list_secrets), methods=["GET"]),
+            Route(su + "/keys", w(self.list_keys), methods=["GET"]),
             Route("/admin/tenants", w(self.create_tenant), methods=["POST"]),
             Route("/admin/tenants/{tenant}/users", w(self.create_user), methods=["POST"]),
             Route("/admin/tenants/{tenant}/users/{id}", w(self.delete_user), methods=["DELETE"]),

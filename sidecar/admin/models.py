@@ -1,10 +1,11 @@
-"""Admin request bodies. Unknown fields are refused; errors name the field (→ 422)."""
+"""Admin request bodies. Unknown fields are refused; errors name the field (→ 400).
+A PATCH body names only what changes; a field given as null is refused (org_id excepted: null clears it)."""
 
 from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from sidecar.oauth.grants import GRANTS
 
@@ -83,3 +84,59 @@ class CredentialIn(BaseModel):
     model_config = _STRICT
     title: str = Field("", max_length=200)
     alg: str = Field("ES256", pattern="^(ES256|RS256|EdDSA)$")
+
+
+def _grant_types(v: list[str]) -> list[str]:
+    unknown = [g for g in v if g not in GRANTS]
+    if unknown:
+        raise ValueError(f"unknown grant type {unknown[0]!r}; known: {', '.join(sorted(GRANTS))}")
+    return v
+
+
+def _projects(v: list[str]) -> list[str]:
+    for p in v:
+        _plain(p)
+    return v
+
+
+# PATCH bodies: a field left out keeps its value (defaults are never validated, so an
+# explicit null fails the field's type and is refused)
+class TenantPatch(BaseModel):
+    model_config = _STRICT
+    name: str = Field(None, min_length=1, max_length=200)  # type: ignore[assignment]
+    disabled: StrictBool = None  # type: ignore[assignment]
+
+    _v_plain = field_validator("name")(classmethod(lambda cls, v: _plain(v)))
+
+
+class ClientPatch(BaseModel):
+    model_config = _STRICT
+    grant_types: list[str] = Field(None, min_length=1, max_length=10)  # type: ignore[assignment]
+    scopes: list[str] = Field(None, max_length=100)  # type: ignore[assignment]
+    disabled: StrictBool = None  # type: ignore[assignment]
+
+    _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
+    _v_grants = field_validator("grant_types")(classmethod(lambda cls, v: _grant_types(v)))
+
+
+class UserPatch(BaseModel):
+    model_config = _STRICT
+    password: str = Field(None, min_length=8, max_length=1024)  # type: ignore[assignment]
+    org_id: str | None = Field(None, max_length=200)
+    project_ids: list[str] = Field(None, max_length=100)  # type: ignore[assignment]
+    scopes: list[str] = Field(None, max_length=100)  # type: ignore[assignment]
+    disabled: StrictBool = None  # type: ignore[assignment]
+
+    _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
+    _v_plain = field_validator("org_id")(classmethod(lambda cls, v: _plain(v)))
+    _v_projects = field_validator("project_ids")(classmethod(lambda cls, v: _projects(v)))
+
+
+class ServiceUserPatch(BaseModel):
+    model_config = _STRICT
+    project_ids: list[str] = Field(None, max_length=100)  # type: ignore[assignment]
+    scopes: list[str] = Field(None, max_length=100)  # type: ignore[assignment]
+    disabled: StrictBool = None  # type: ignore[assignment]
+
+    _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
+    _v_projects = field_validator("project_ids")(classmethod(lambda cls, v: _projects(v)))

@@ -61,4 +61,11 @@ async def authenticate_reading(ctx: OAuthContext, request: Request, params: dict
         await ctx.throttle.failed("client", keys)
         raise InvalidClient("client authentication failed", headers=challenge)
     await ctx.throttle.succeeded(keys, state.failures)
+    if client.disabled or await tenant_disabled(ctx, client.tenant):  # after the secret: tells only its holder
+        raise InvalidClient("client is disabled", headers=challenge)
     return client, state.refresh
+
+
+async def tenant_disabled(ctx: OAuthContext, tenant_id: str) -> bool:
+    tenant = await ctx.store.get_tenant(tenant_id)
+    return tenant is not None and tenant.disabled

@@ -38,7 +38,7 @@ class StoreCredentials:
         user = await self._store.find_user(tenant, username)
         # argon2 runs in a thread: the event loop keeps answering Checks meanwhile
         ok = await self._passwords.verify_async(user.password_hash if user else None, password)
-        if not ok or user is None:
+        if not ok or user is None or user.disabled:
             return None
         return UserClaims(user.id, user.org_id, user.project_ids, user.scopes or None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from authz.errors import Unavailable
 from sidecar.store.records import Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User
@@ -47,6 +47,18 @@ class Penalty:
         if failures < self.free:
             return 0.0
         return min(self.cap, self.base * 2.0 ** min(failures - self.free, 40))
+
+
+# what the admin API lists, and whose: tenants (owner None); clients, users, service users
+# (owner: a tenant); a service user's secrets and keys (owner: the service user)
+Kind = Literal["tenants", "clients", "users", "service_users", "secrets", "keys"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list, in id order; `after` is the id to continue after (None: the end)."""
+    items: list[Any]
+    after: str | None
 
 
 class Store(abc.ABC):
@@ -98,6 +110,17 @@ class Store(abc.ABC):
     async def get_service_key(self, kid: str) -> ServiceKey | None: ...
     @abc.abstractmethod
     async def delete_service_key(self, kid: str) -> bool: ...
+
+    # admin reads and updates
+    @abc.abstractmethod
+    async def list_page(self, kind: Kind, owner: str | None, limit: int, after: str | None = None) -> Page:
+        """Up to `limit` records of that kind and owner with ids after `after`, in id order."""
+    @abc.abstractmethod
+    async def put_tenant(self, tenant: Tenant) -> None:
+        """Replace an existing tenant's record (create_tenant makes one)."""
+    @abc.abstractmethod
+    async def put_user(self, user: User) -> None:
+        """Replace an existing user's record; the username does not change."""
 
     # refresh families
     @abc.abstractmethod

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import time
 from typing import Literal, Sequence
 
-from sidecar.store.base import Conflict, Penalty, Rotation, Store
+from sidecar.store.base import Conflict, Kind, Page, Penalty, Rotation, Store
 from sidecar.store.records import Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User
 
 
@@ -87,6 +88,33 @@ class MemoryStore(Store):
 
     async def delete_service_key(self, kid: str) -> bool:
         return self.service_keys.pop(kid, None) is not None
+
+    def _records(self, kind: Kind, owner: str | None) -> dict[str, object]:
+        if kind == "tenants":
+            return dict(self.tenants)
+        if kind == "clients":
+            return {k: c for k, c in self.clients.items() if c.tenant == owner and not c.service_user_id}
+        if kind == "users":
+            return {k: u for k, u in self.users.items() if u.tenant == owner}
+        if kind == "service_users":
+            return {k: s for k, s in self.service_users.items() if s.tenant == owner}
+        if kind == "secrets":
+            return {k: c for k, c in self.clients.items() if c.service_user_id == owner}
+        return {k: key for k, key in self.service_keys.items() if key.service_user_id == owner}
+
+    async def list_page(self, kind: Kind, owner: str | None, limit: int, after: str | None = None) -> Page:
+        records = self._records(kind, owner)
+        ids = sorted(records)
+        start = bisect.bisect_right(ids, after) if after is not None else 0
+        chosen = ids[start:start + limit]
+        more = start + limit < len(ids)
+        return Page([records[i] for i in chosen], chosen[-1] if more and chosen else None)
+
+    async def put_tenant(self, tenant: Tenant) -> None:
+        self.tenants[tenant.id] = tenant
+
+    async def put_user(self, user: User) -> None:
+        self.users[user.id] = user
 
     async def put_refresh(self, record: RefreshRecord, access: tuple[str, float]) -> None:
         self.refresh[(record.family, record.digest)] = record

@@ -23,6 +23,7 @@ class Tenant:
     id: str
     name: str
     created: float
+    disabled: bool = False  # no token for any of its clients, users or service users
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Client:
     access_token_ttl: int | None = None
     service_user_id: str | None = None  # set for a service user's secret
     title: str = ""
+    disabled: bool = False  # no token for it (invalid_client)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class User:
     org_id: str | None = None
     project_ids: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
+    disabled: bool = False  # no token for them (invalid_grant)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class ServiceUser:
     created: float
     project_ids: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
+    disabled: bool = False  # no token for it, by secret or by key
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,14 @@ Keys of one refresh family share a hash tag, so the rotation script stays on one
 Cluster slot; reads that span several keys (a token's revocation marks) are one MGET on
 a single Redis and one GET per key on a Cluster. Every Redis failure, Cluster ones
 included, surfaces as StoreUnavailable (→ 503).
+
+The admin lists read sorted-set indexes (score 0, ordered by id, paged with ZRANGE BYLEX):
+one for the tenants, one per tenant for its clients, users and service users, one per
+service user for its secrets and keys; each owner's indexes share the owner as hash tag.
+The writes keep them (index entry first, so a crash leaves an entry without a record,
+which a list skips and drops, never a record no list shows). Records written before the
+indexes existed are indexed once, by a SCAN of every node, on the first list call
+(`as:ix:built` marks it done).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sidecar.store import cluster_trip
-from sidecar.store.base import Conflict, LoginState, Penalty, Rotation, Store, StoreUnavailable
+from sidecar.store.base import Conflict, Kind, LoginState, Page, Penalty, Rotation, Store, StoreUnavailable
 from sidecar.store.records import (Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User, from_dict,
                                    to_dict)
 
@@ -126,6 +134,34 @@ def _refresh_record(data: bytes | None, used: bytes | None) -> RefreshRecord | N
     return from_dict(RefreshRecord, {**json.loads(data), "used": used == b"1"}) if data else None
 
 
+# admin list indexes: kind → (record key prefix, record class)
+_RECORDS: dict[str, tuple[str, type]] = {
+    "tenants": (f"{P}tenant:", Tenant), "clients": (f"{P}client:", Client), "users": (f"{P}user:", User),
+    "service_users": (f"{P}su:", ServiceUser), "secrets": (f"{P}client:", Client), "keys": (f"{P}sukey:", ServiceKey)}
+_BUILT = f"{P}ix:built"
+
+
+def _ix(kind: str, owner: str | None) -> str:
+    return f"{P}ix:tenants" if kind == "tenants" else f"{P}ix:{{{owner}}}:{kind}"
+
+
+def _client_ix(client: Client) -> str:
+    return _ix("secrets", client.service_user_id) if client.service_user_id else _ix("clients", client.tenant)
+
+
+def _index_of(record: Any) -> tuple[str, str]:
+    """(index key, id) of a record read back while indexing existing data."""
+    if isinstance(record, Tenant):
+        return _ix("tenants", None), record.id
+    if isinstance(record, Client):
+        return _client_ix(record), record.client_id
+    if isinstance(record, User):
+        return _ix("users", record.tenant), record.id
+    if isinstance(record, ServiceUser):
+        return _ix("service_users", record.tenant), record.id
+    return _ix("keys", record.service_user_id), record.kid
+
+
 def _principal_keys(subject: str | None, client_id: str | None) -> list[str]:
     return [f"{P}revoked:sub:{subject or ''}", f"{P}revoked:client:{client_id or ''}"]
 
@@ -171,6 +207,7 @@ class RedisStore(Store):
         # Cluster routes each key to its node: it keeps redis-py's pipelines
         self._lean = isinstance(client, redis.Redis)
         self._cluster = isinstance(client, RedisCluster)
+        self._indexed = False  # records from before the list indexes are indexed (see _index_existing)
 
     def _marks(self, keys: list[str]) -> list[tuple]:
         """Commands reading these keys' values in order: one MGET on a single Redis, one GET
@@ -247,6 +284,7 @@ class RedisStore(Store):
 
     @_guard
     async def create_tenant(self, tenant: Tenant) -> None:
+        await self.r.zadd(_ix("tenants", None), {tenant.id: 0})
         if not await self._put(f"{P}tenant:{tenant.id}", tenant, nx=True):
             raise Conflict(f"tenant {tenant.id} exists")
 
@@ -256,6 +294,7 @@ class RedisStore(Store):
 
     @_guard
     async def put_client(self, client: Client) -> None:
+        await self.r.zadd(_client_ix(client), {client.client_id: 0})
         await self._put(f"{P}client:{client.client_id}", client)
 
     @_guard
@@ -264,12 +303,17 @@ class RedisStore(Store):
 
     @_guard
     async def delete_client(self, client_id: str) -> bool:
-        return bool(await self.r.delete(f"{P}client:{client_id}"))
+        client = await self.get_client(client_id)
+        deleted = bool(await self.r.delete(f"{P}client:{client_id}"))
+        if client:
+            await self.r.zrem(_client_ix(client), client_id)
+        return deleted
 
     @_guard
     async def create_user(self, user: User) -> None:
         if not await self.r.set(f"{P}username:{user.tenant}:{user.username}", user.id, nx=True):
             raise Conflict(f"username {user.username} exists in tenant {user.tenant}")
+        await self.r.zadd(_ix("users", user.tenant), {user.id: 0})
         await self._put(f"{P}user:{user.id}", user)
 
     @_guard
@@ -288,10 +332,12 @@ class RedisStore(Store):
             return False
         await self.r.delete(f"{P}user:{user_id}")
         await self.r.delete(f"{P}username:{user.tenant}:{user.username}")
+        await self.r.zrem(_ix("users", user.tenant), user_id)
         return True
 
     @_guard
     async def put_service_user(self, service_user: ServiceUser) -> None:
+        await self.r.zadd(_ix("service_users", service_user.tenant), {service_user.id: 0})
         await self._put(f"{P}su:{service_user.id}", service_user)
 
     @_guard
@@ -300,10 +346,15 @@ class RedisStore(Store):
 
     @_guard
     async def delete_service_user(self, service_user_id: str) -> bool:
-        return bool(await self.r.delete(f"{P}su:{service_user_id}"))
+        su = await self.get_service_user(service_user_id)
+        deleted = bool(await self.r.delete(f"{P}su:{service_user_id}"))
+        if su:
+            await self.r.zrem(_ix("service_users", su.tenant), service_user_id)
+        return deleted
 
     @_guard
     async def put_service_key(self, key: ServiceKey) -> None:
+        await self.r.zadd(_ix("keys", key.service_user_id), {key.kid: 0})
         await self._put(f"{P}sukey:{key.kid}", key)
 
     @_guard
@@ -312,7 +363,63 @@ class RedisStore(Store):
 
     @_guard
     async def delete_service_key(self, kid: str) -> bool:
-        return bool(await self.r.delete(f"{P}sukey:{kid}"))
+        key = await self.get_service_key(kid)
+        deleted = bool(await self.r.delete(f"{P}sukey:{kid}"))
+        if key:
+            await self.r.zrem(_ix("keys", key.service_user_id), kid)
+        return deleted
+
+    # --- admin reads and updates
+    async def _index_existing(self) -> None:
+        """Index records written before the indexes existed: once per store (marked), by a
+        SCAN of every node (a Cluster's scan_iter visits each primary), 500 keys at a time."""
+        if self._indexed or await self.r.exists(_BUILT):
+            self._indexed = True
+            return
+        for prefix, cls in {(prefix, cls) for prefix, cls in _RECORDS.values()}:
+            batch: list[str] = []
+            async for key in self.r.scan_iter(match=prefix + "*", count=500):
+                batch.append(key.decode() if isinstance(key, bytes) else key)
+                if len(batch) >= 500:
+                    await self._index_batch(batch, cls)
+                    batch = []
+            if batch:
+                await self._index_batch(batch, cls)
+        await self.r.set(_BUILT, "1")
+        self._indexed = True
+
+    async def _index_batch(self, keys: list[str], cls: type) -> None:
+        raws = self._values(await self._round_trip([("GET", key) for key in keys]), False)
+        for raw in raws:
+            if raw:
+                index, ident = _index_of(from_dict(cls, json.loads(raw)))
+                await self.r.zadd(index, {ident: 0})
+
+    @_guard
+    async def list_page(self, kind: Kind, owner: str | None, limit: int, after: str | None = None) -> Page:
+        await self._index_existing()
+        prefix, cls = _RECORDS[kind]
+        index = _ix(kind, owner)
+        ids = [i.decode() for i in await self.r.zrange(index, f"({after}" if after is not None else "-", "+",
+                                                         bylex=True, offset=0, num=limit + 1)]
+        chosen, more = ids[:limit], len(ids) > limit
+        if not chosen:
+            return Page([], None)
+        raws = self._values(await self._round_trip([("GET", prefix + i) for i in chosen]), False)
+        items, gone = [], []
+        for ident, raw in zip(chosen, raws):
+            (items.append(from_dict(cls, json.loads(raw))) if raw else gone.append(ident))
+        if gone:  # an index entry whose record went (a write that stopped half-way): drop it
+            await self.r.zrem(index, *gone)
+        return Page(items, chosen[-1] if more else None)
+
+    @_guard
+    async def put_tenant(self, tenant: Tenant) -> None:
+        await self._put(f"{P}tenant:{tenant.id}", tenant)
+
+    @_guard
+    async def put_user(self, user: User) -> None:
+        await self._put(f"{P}user:{user.id}", user)
 
     @_guard
     async def put_refresh(self, record: RefreshRecord, access: tuple[str, float]) -> None:

@@ -16,6 +16,8 @@ class ClientCredentialsGrant(Grant):
             su = await ctx.store.get_service_user(client.service_user_id)
             if su is None:
                 raise InvalidClient("the service user of this secret no longer exists")
+            if su.disabled:
+                raise InvalidClient("the service user of this secret is disabled")
             granted = scopes.grant(params.get("scope"), client.scopes, su.scopes)
             return Validated(subject=su.id, client_id=client.client_id, tenant=su.tenant, scope=granted, ttl=ttl,
                              org_id=su.org_id, project_ids=su.project_ids)

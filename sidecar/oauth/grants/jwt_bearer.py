@@ -9,6 +9,7 @@ from authz import jose
 from authz.errors import TokenError
 from authz.keys import key_from_jwk
 from sidecar.oauth import scopes
+from sidecar.oauth.client_auth import tenant_disabled
 from sidecar.oauth.errors import InvalidGrant, InvalidRequest
 from sidecar.oauth.grants.base import Grant, Validated, access_ttl
 
@@ -63,6 +64,8 @@ class JwtBearerGrant(Grant):
         su = await ctx.store.get_service_user(principal)
         if su is None:
             raise InvalidGrant("service user no longer exists")
+        if su.disabled or await tenant_disabled(ctx, su.tenant):
+            raise InvalidGrant("service user is disabled")
         if not await ctx.store.use_once(f"assertion:{principal}:{jti}", exp + leeway):
             raise InvalidGrant("assertion jti was already used")
         granted = scopes.grant(params.get("scope"), su.scopes)
