@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from sidecar.admin import models, views
+from sidecar.oauth.grants import GRANTS
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -19,27 +23,170 @@ _ERROR = {"description": "error", "content": {"application/json": {"schema": _ob
     {"error": _S, "error_description": _S}, ["error"])}}}
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+def _json(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-def _admin(summary: str, body: dict[str, Any] | None, answer: dict[str, Any], code: str = "201") -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "security": [{"admin": []}],
-                          "responses": {code: {"description": "ok", "content": {"application/json": {"schema": answer}}},
-                                        "400": _ERROR, "401": _ERROR, "404": _ERROR, "422": _ERROR}}
+def _answer(schema: dict[str, Any], description: str = "ok") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+# --- the admin API: the rules sidecar/admin/models.py and views.py enforce
+_NAME = {"type": "string", "minLength": 1, "maxLength": models.TEXT_MAX, "pattern": models.TEXT}
+_SCOPES = {"type": "array", "maxItems": models.ITEMS_MAX, "items": {
+    "type": "string", "minLength": 1, "maxLength": models.ITEM_MAX, "pattern": models.SCOPE}}
+_PROJECTS = {"type": "array", "maxItems": models.ITEMS_MAX, "items": {
+    "type": "string", "minLength": 1, "maxLength": models.ITEM_MAX, "pattern": models.TEXT}}
+_PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024}
+_BOOL = {"type": "boolean"}
+_TTL = {"type": "integer", "minimum": 1, "maximum": models.TTL_MAX}
+_TITLE = {"type": "string", "maxLength": models.TEXT_MAX, "pattern": f"^$|{models.TEXT}"}
+_TIME = {"type": "string", "format": "date-time"}
+_ID_PARAM = {"type": "string", "pattern": r"^[A-Za-z0-9_-][A-Za-z0-9._~-]{0,127}$"}
+_PARAMS = {"tenant": {"type": "string", "pattern": models.ID}, "id": _ID_PARAM, "client_id": _ID_PARAM,
+           "kid": _ID_PARAM}
+_PAGING = [
+    {"name": "limit", "in": "query", "required": False, "description": f"at most this many items (default "
+     f"{views.DEFAULT_LIMIT})", "schema": {"type": "integer", "minimum": 1, "maximum": views.MAX_LIMIT}},
+    {"name": "cursor", "in": "query", "required": False, "description": "the next_cursor of the page before "
+     "(opaque)", "schema": {"type": "string", "minLength": 1, "maxLength": views.MAX_CURSOR}}]
+
+
+def _record(props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props)}
+
+
+_TENANT = _record({"id": _S, "name": _S, "disabled": _BOOL, "created": _TIME})
+_CLIENT = _record({"client_id": _S, "tenant": _S, "name": _S, "grant_types": _LIST, "scopes": _LIST,
+                   "access_token_ttl": {"type": ["integer", "null"]}, "disabled": _BOOL, "created": _TIME})
+_USER = _record({"id": _S, "tenant": _S, "username": _S, "org_id": {"type": ["string", "null"]},
+                 "project_ids": _LIST, "scopes": _LIST, "disabled": _BOOL, "created": _TIME})
+_SERVICE_USER = _record({"id": _S, "tenant": _S, "name": _S, "org_id": _S, "project_ids": _LIST, "scopes": _LIST,
+                         "disabled": _BOOL, "created": _TIME})
+_SECRET = _record({"client_id": _S, "title": _S, "created": _TIME})
+_KEY = _record({"kid": _S, "alg": _S, "title": _S, "created": _TIME})
+
+
+def _page(item: dict[str, Any]) -> dict[str, Any]:
+    return _record({"items": {"type": "array", "items": item}, "next_cursor": {"type": ["string", "null"]}})
+
+
+def _op(summary: str, path: str, codes: dict[str, Any], body: dict[str, Any] | None = None,
+        query: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    params = [{"name": name, "in": "path", "required": True, "schema": _PARAMS[name]}
+              for name in re.findall(r"{(\w+)}", path)]
+    responses = {**codes, "401": _ERROR, "503": {**_ERROR, "description": "the store is unavailable; retry later"}}
+    if any(p["in"] == "path" for p in params):
+        responses["404"] = {**_ERROR, "description": "no such record"}
     if body is not None:
-        op["requestBody"] = _json(body)
+        responses["400"] = {**_ERROR, "description": "a refused value; the description names the field"}
+        responses["413"] = {**_ERROR, "description": "the body is larger than max_body_bytes"}
+        responses["415"] = {**_ERROR, "description": "the body is not application/json"}
+    op: dict[str, Any] = {"summary": summary, "security": [{"admin": []}], "responses": responses}
+    if params or query:
+        op["parameters"] = params + (query or [])
+    if query:
+        responses["400"] = {**_ERROR, "description": "a refused limit or cursor"}
+    if body is not None:
+        op["requestBody"] = body
     return op
 
 
-def _answer(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": "ok", "content": {"application/json": {"schema": schema}}}
+def _list(summary: str, path: str, item: dict[str, Any]) -> dict[str, Any]:
+    return _op(summary, path, {"200": _answer(_page(item))}, query=_PAGING)
 
 
-def _delete(summary: str) -> dict[str, Any]:
-    return {"delete": {"summary": summary, "security": [{"admin": []}],
-                       "responses": {"204": {"description": "deleted, and its tokens revoked"},
-                                     "401": _ERROR, "404": _ERROR}}}
+def _get(summary: str, path: str, answer: dict[str, Any]) -> dict[str, Any]:
+    return _op(summary, path, {"200": _answer(answer)})
+
+
+def _create(summary: str, path: str, body: dict[str, Any], answer: dict[str, Any], conflict: str | None = None,
+            required: bool = True) -> dict[str, Any]:
+    codes = {"201": _answer(answer, "created")}
+    if conflict:
+        codes["409"] = {**_ERROR, "description": conflict}
+    return _op(summary, path, codes, body=_json(body, required))
+
+
+def _patch(summary: str, path: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    # every field optional: an empty body changes nothing
+    return _op(summary, path, {"200": _answer(answer, "the record as changed")}, body=_json(body, False))
+
+
+def _delete(summary: str, path: str) -> dict[str, Any]:
+    return _op(summary, path, {"204": {"description": "deleted, and its tokens revoked"}})
+
+
+def _admin_paths() -> dict[str, Any]:
+    t, su = "/admin/tenants/{tenant}", "/admin/service-users/{id}"
+    grant_types = {"type": "array", "minItems": 1, "maxItems": len(GRANTS) or 1,
+                   "items": {"type": "string", "enum": sorted(GRANTS)}}
+    su_patch = _obj({"project_ids": _PROJECTS, "scopes": _SCOPES, "disabled": _BOOL})
+    return {
+        "/admin/tenants": {
+            "get": _list("list the tenants", "/admin/tenants", _TENANT),
+            "post": _create("create a tenant", "/admin/tenants",
+                            _obj({"id": {"type": "string", "pattern": models.ID}, "name": _NAME}, ["id", "name"]),
+                            _obj({"id": _S, "name": _S}), conflict="a tenant with that id exists")},
+        t: {"get": _get("a tenant", t, _TENANT),
+            "patch": _patch("rename, disable or enable a tenant", t, _obj({"name": _NAME, "disabled": _BOOL}),
+                            _TENANT)},
+        t + "/users": {
+            "get": _list("a tenant's users", t + "/users", _USER),
+            "post": _create("create a user", t + "/users", _obj(
+                {"username": _NAME, "password": _PASSWORD, "org_id": {**_NAME, "type": ["string", "null"]},
+                 "project_ids": _PROJECTS, "scopes": _SCOPES}, ["username", "password"]),
+                _obj({"id": _S, "username": _S}), conflict="the username is taken in the tenant")},
+        t + "/users/{id}": {
+            "get": _get("a user (never the password hash)", t + "/users/{id}", _USER),
+            "patch": _patch("change a user; a new password or disabling revokes the user's tokens", t + "/users/{id}",
+                            _obj({"password": _PASSWORD, "org_id": {**_NAME, "type": ["string", "null"]},
+                                  "project_ids": _PROJECTS, "scopes": _SCOPES, "disabled": _BOOL}), _USER),
+            "delete": _delete("delete a user", t + "/users/{id}")},
+        t + "/clients": {
+            "get": _list("a tenant's clients", t + "/clients", _CLIENT),
+            "post": _create("create a client", t + "/clients", _obj(
+                {"name": _NAME, "grant_types": grant_types, "scopes": _SCOPES,
+                 "access_token_ttl": {**_TTL, "type": ["integer", "null"]}}, ["name", "grant_types"]),
+                _obj({"client_id": _S, "client_secret": _S}))},
+        t + "/clients/{client_id}": {
+            "get": _get("a client (never its secret)", t + "/clients/{client_id}", _CLIENT),
+            "patch": _patch("change a client; disabling revokes its tokens", t + "/clients/{client_id}",
+                            _obj({"grant_types": grant_types, "scopes": _SCOPES, "disabled": _BOOL}), _CLIENT),
+            "delete": _delete("delete a client", t + "/clients/{client_id}")},
+        t + "/service-users": {
+            "get": _list("a tenant's service users", t + "/service-users", _SERVICE_USER),
+            "post": _create("create a service user", t + "/service-users", _obj(
+                {"name": _NAME, "org_id": _NAME, "project_ids": _PROJECTS, "scopes": _SCOPES}, ["name", "org_id"]),
+                _obj({"id": _S, "name": _S, "org_id": _S}))},
+        t + "/service-users/{id}": {
+            "get": _get("a service user of the tenant", t + "/service-users/{id}", _SERVICE_USER),
+            "patch": _patch("change a service user; disabling revokes its tokens", t + "/service-users/{id}",
+                            su_patch, _SERVICE_USER)},
+        su: {"get": _get("a service user", su, _SERVICE_USER),
+             "patch": _patch("change a service user; disabling revokes its tokens", su, su_patch, _SERVICE_USER),
+             "delete": _delete("delete a service user", su)},
+        su + "/secrets": {
+            "get": _list("a service user's secrets (metadata only)", su + "/secrets", _SECRET),
+            "post": _create("add a client secret (shown once)", su + "/secrets", _obj({"title": _TITLE}),
+                            _obj({"client_id": _S, "client_secret": _S}), required=False)},
+        su + "/secrets/{client_id}": {"delete": _delete("delete a secret", su + "/secrets/{client_id}")},
+        su + "/keys": {
+            "get": _list("a service user's keys (metadata only)", su + "/keys", _KEY),
+            "post": _create("add a key pair (the private key shown once)", su + "/keys", _obj(
+                {"title": _TITLE, "alg": {"type": "string", "enum": list(models.ALGS)}}),
+                _obj({"type": _S, "kid": _S, "alg": _S, "principal_id": _S, "private_key": _S}), required=False)},
+        su + "/keys/{kid}": {
+            "get": _get("the public key as a JWK", su + "/keys/{kid}", {"type": "object"}),
+            "delete": _delete("delete a key", su + "/keys/{kid}")},
+        "/admin/keys": {"get": _op("our signing keys and their life-cycle state", "/admin/keys", {
+            "200": _answer(_obj({"keys": {"type": "array", "items": _SIGNING_KEY}}, ["keys"]))})},
+        "/admin/keys/rotate": {"post": _op(
+            "schedule a new signing key keys.publish_ahead from now in keys_dir", "/admin/keys/rotate", {
+                "201": _answer(_obj({"kid": _S, "activates_at": _S, "pruned": _LIST,
+                                     "keys": {"type": "array", "items": _SIGNING_KEY}}, ["kid", "activates_at"])),
+                "409": {**_ERROR, "description": "keys_dir not writable, an ephemeral key, or a rotation pending"}})},
+    }
 
 
 def openapi_document(issuer: str) -> dict[str, Any]:
@@ -78,40 +225,6 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                                                                 "responses": {"200": {"description": "metadata"}}}},
             "/.well-known/openid-configuration": {"get": {"summary": "OpenID discovery",
                                                           "responses": {"200": {"description": "metadata"}}}},
-            "/admin/tenants": {"post": _admin("create a tenant", _obj({"id": _S, "name": _S}, ["id", "name"]),
-                                              _obj({"id": _S, "name": _S}))},
-            "/admin/tenants/{tenant}/users": {"post": _admin("create a user", _obj(
-                {"username": _S, "password": _S, "org_id": _S, "project_ids": _LIST, "scopes": _LIST},
-                ["username", "password"]), _obj({"id": _S, "username": _S}))},
-            "/admin/tenants/{tenant}/users/{id}": _delete("delete a user"),
-            "/admin/tenants/{tenant}/clients": {"post": _admin("create a client", _obj(
-                {"name": _S, "grant_types": _LIST, "scopes": _LIST, "access_token_ttl": {"type": "integer"}},
-                ["name", "grant_types"]), _obj({"client_id": _S, "client_secret": _S}))},
-            "/admin/tenants/{tenant}/clients/{client_id}": _delete("delete a client"),
-            "/admin/tenants/{tenant}/service-users": {"post": _admin("create a service user", _obj(
-                {"name": _S, "org_id": _S, "project_ids": _LIST, "scopes": _LIST}, ["name", "org_id"]),
-                _obj({"id": _S, "name": _S, "org_id": _S}))},
-            "/admin/service-users/{id}": _delete("delete a service user"),
-            "/admin/service-users/{id}/secrets": {"post": _admin("add a client secret", _obj({"title": _S}),
-                                                                 _obj({"client_id": _S, "client_secret": _S}))},
-            "/admin/service-users/{id}/secrets/{client_id}": _delete("delete a secret"),
-            "/admin/service-users/{id}/keys": {"post": _admin("add a key pair", _obj({"title": _S, "alg": _S}),
-                                                              _obj({"type": _S, "kid": _S, "alg": _S,
-                                                                    "principal_id": _S, "private_key": _S}))},
-            "/admin/service-users/{id}/keys/{kid}": {
-                "get": _admin("the public key as a JWK", None, {"type": "object"}, code="200"),
-                **_delete("delete a key")},
-            "/admin/keys": {"get": {"summary": "our signing keys and their life-cycle state",
-                                    "security": [{"admin": []}], "responses": {
-                                        "200": _answer(_obj({"keys": {"type": "array", "items": _SIGNING_KEY}},
-                                                            ["keys"])), "401": _ERROR}}},
-            "/admin/keys/rotate": {"post": {
-                "summary": "schedule a new signing key keys.publish_ahead from now in keys_dir",
-                "security": [{"admin": []}], "responses": {
-                    "201": _answer(_obj({"kid": _S, "activates_at": _S, "pruned": _LIST,
-                                         "keys": {"type": "array", "items": _SIGNING_KEY}}, ["kid", "activates_at"])),
-                    "401": _ERROR,
-                    "409": {**_ERROR, "description": "keys_dir not writable, an ephemeral key, or a rotation pending"},
-                }}},
+            **_admin_paths(),
         },
     }

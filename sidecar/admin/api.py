@@ -80,7 +80,11 @@ class AdminApi:
 
     async def _body(self, request: Request, model: type[BaseModel]) -> Any:
         try:
-            data = parse_json(await read_capped(request, self.ctx.settings.max_body_bytes) or b"{}")
+            raw = await read_capped(request, self.ctx.settings.max_body_bytes)
+            media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if raw and media != "application/json":
+                raise AdminError(415, "invalid_request", "the body must be application/json")
+            data = parse_json(raw or b"{}")
         except BodyError as exc:
             raise AdminError(exc.status, "invalid_request", exc.description) from None
         try:
@@ -320,6 +324,11 @@ class AdminApi:
         return JSONResponse(views.service_user(updated))
 
     def routes(self) -> list[Route]:
+        from sidecar.admin.routing import mount
+
+        return [mount(self.admin_routes())]
+
+    def admin_routes(self) -> list[Route]:
         w = self._wrap
         t, su = "/admin/tenants/{tenant}", "/admin/service-users/{id}"
         return [

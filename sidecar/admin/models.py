@@ -1,89 +1,35 @@
 """Admin request bodies. Unknown fields are refused; errors name the field (→ 400).
-A PATCH body names only what changes; a field given as null is refused (org_id excepted: null clears it)."""
+Types are strict (JSON types as the OpenAPI document states them, no coercion). A PATCH body
+names only what changes; a field given as null is refused (org_id excepted: null clears it).
+
+The patterns below are also the OpenAPI document's (sidecar/openapi.py), so the document
+states exactly what is refused."""
 
 from __future__ import annotations
 
-import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sidecar.oauth.grants import GRANTS
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a tenant id
+# names, titles, usernames, org and project ids: no control characters, nothing blank at either end
+TEXT = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+SCOPE = r"^[!#-\[\]-~]+$"  # RFC 6749 scope-token: printable ASCII but space, '"' and '\'
+TEXT_MAX, ITEMS_MAX, ITEM_MAX = 200, 100, 200
+TTL_MAX = 86_400
+ALGS = ("ES256", "RS256", "EdDSA")
 
+_STRICT = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
 
-def _scope_words(values: list[str]) -> list[str]:
-    for v in values:
-        if not v or any(c < "!" or c in '"\\' or c > "~" for c in v):
-            raise ValueError(f"not a valid scope: {v!r}")
-    return values
-
-
-def _plain(value: str | None) -> str | None:
-    if value is not None and any(c in value for c in "\r\n\0"):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-class TenantIn(BaseModel):
-    model_config = _STRICT
-    id: str = Field(pattern=_ID.pattern)
-    name: str = Field(min_length=1, max_length=200)
-
-
-class UserIn(BaseModel):
-    model_config = _STRICT
-    username: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=8, max_length=1024)
-    org_id: str | None = Field(None, max_length=200)
-    project_ids: list[str] = Field(default_factory=list, max_length=100)
-    scopes: list[str] = Field(default_factory=list, max_length=100)
-
-    _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
-    _v_plain = field_validator("username", "org_id")(classmethod(lambda cls, v: _plain(v)))
-
-    @field_validator("project_ids")
-    @classmethod
-    def _projects(cls, v: list[str]) -> list[str]:
-        for p in v:
-            _plain(p)
-        return v
-
-
-class ClientIn(BaseModel):
-    model_config = _STRICT
-    name: str = Field(min_length=1, max_length=200)
-    grant_types: list[str] = Field(min_length=1)
-    scopes: list[str] = Field(default_factory=list, max_length=100)
-    access_token_ttl: int | None = Field(None, ge=1, le=86_400)
-
-    _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
-
-    @field_validator("grant_types")
-    @classmethod
-    def _grants(cls, v: list[str]) -> list[str]:
-        unknown = [g for g in v if g not in GRANTS]
-        if unknown:
-            raise ValueError(f"unknown grant type {unknown[0]!r}; known: {', '.join(sorted(GRANTS))}")
-        return v
-
-
-class ServiceUserIn(BaseModel):
-    model_config = _STRICT
-    name: str = Field(min_length=1, max_length=200)
-    org_id: str = Field(min_length=1, max_length=200)
-    project_ids: list[str] = Field(default_factory=list, max_length=100)
-    scopes: list[str] = Field(default_factory=list, max_length=100)
-
-    _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
-    _v_plain = field_validator("org_id")(classmethod(lambda cls, v: _plain(v)))
-
-
-class CredentialIn(BaseModel):
-    model_config = _STRICT
-    title: str = Field("", max_length=200)
-    alg: str = Field("ES256", pattern="^(ES256|RS256|EdDSA)$")
+Text = Annotated[str, Field(min_length=1, max_length=TEXT_MAX, pattern=TEXT)]
+Scope = Annotated[str, Field(min_length=1, max_length=ITEM_MAX, pattern=SCOPE)]
+Project = Annotated[str, Field(min_length=1, max_length=ITEM_MAX, pattern=TEXT)]
+Scopes = Annotated[list[Scope], Field(max_length=ITEMS_MAX)]
+Projects = Annotated[list[Project], Field(max_length=ITEMS_MAX)]
+Password = Annotated[str, Field(min_length=8, max_length=1024)]
+Ttl = Annotated[int, Field(ge=1, le=TTL_MAX)]
 
 
 def _grant_types(v: list[str]) -> list[str]:
@@ -93,50 +39,76 @@ def _grant_types(v: list[str]) -> list[str]:
     return v
 
 
-def _projects(v: list[str]) -> list[str]:
-    for p in v:
-        _plain(p)
-    return v
+GrantTypes = Annotated[list[str], Field(min_length=1, max_length=len(GRANTS) or 1)]
+
+
+class TenantIn(BaseModel):
+    model_config = _STRICT
+    id: str = Field(pattern=ID)
+    name: Text
+
+
+class UserIn(BaseModel):
+    model_config = _STRICT
+    username: Text
+    password: Password
+    org_id: Text | None = None
+    project_ids: Projects = Field(default_factory=list)
+    scopes: Scopes = Field(default_factory=list)
+
+
+class ClientIn(BaseModel):
+    model_config = _STRICT
+    name: Text
+    grant_types: GrantTypes
+    scopes: Scopes = Field(default_factory=list)
+    access_token_ttl: Ttl | None = None
+
+    _v_grants = field_validator("grant_types")(classmethod(lambda cls, v: _grant_types(v)))
+
+
+class ServiceUserIn(BaseModel):
+    model_config = _STRICT
+    name: Text
+    org_id: Text
+    project_ids: Projects = Field(default_factory=list)
+    scopes: Scopes = Field(default_factory=list)
+
+
+class CredentialIn(BaseModel):
+    model_config = _STRICT
+    title: str = Field("", max_length=TEXT_MAX, pattern=f"^$|{TEXT}")
+    alg: str = Field("ES256", pattern=f"^({'|'.join(ALGS)})$")
 
 
 # PATCH bodies: a field left out keeps its value (defaults are never validated, so an
 # explicit null fails the field's type and is refused)
 class TenantPatch(BaseModel):
     model_config = _STRICT
-    name: str = Field(None, min_length=1, max_length=200)  # type: ignore[assignment]
-    disabled: StrictBool = None  # type: ignore[assignment]
-
-    _v_plain = field_validator("name")(classmethod(lambda cls, v: _plain(v)))
+    name: Text = None  # type: ignore[assignment]
+    disabled: bool = None  # type: ignore[assignment]
 
 
 class ClientPatch(BaseModel):
     model_config = _STRICT
-    grant_types: list[str] = Field(None, min_length=1, max_length=10)  # type: ignore[assignment]
-    scopes: list[str] = Field(None, max_length=100)  # type: ignore[assignment]
-    disabled: StrictBool = None  # type: ignore[assignment]
+    grant_types: GrantTypes = None  # type: ignore[assignment]
+    scopes: Scopes = None  # type: ignore[assignment]
+    disabled: bool = None  # type: ignore[assignment]
 
-    _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
     _v_grants = field_validator("grant_types")(classmethod(lambda cls, v: _grant_types(v)))
 
 
 class UserPatch(BaseModel):
     model_config = _STRICT
-    password: str = Field(None, min_length=8, max_length=1024)  # type: ignore[assignment]
-    org_id: str | None = Field(None, max_length=200)
-    project_ids: list[str] = Field(None, max_length=100)  # type: ignore[assignment]
-    scopes: list[str] = Field(None, max_length=100)  # type: ignore[assignment]
-    disabled: StrictBool = None  # type: ignore[assignment]
-
-    _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
-    _v_plain = field_validator("org_id")(classmethod(lambda cls, v: _plain(v)))
-    _v_projects = field_validator("project_ids")(classmethod(lambda cls, v: _projects(v)))
+    password: Password = None  # type: ignore[assignment]
+    org_id: Text | None = None
+    project_ids: Projects = None  # type: ignore[assignment]
+    scopes: Scopes = None  # type: ignore[assignment]
+    disabled: bool = None  # type: ignore[assignment]
 
 
 class ServiceUserPatch(BaseModel):
     model_config = _STRICT
-    project_ids: list[str] = Field(None, max_length=100)  # type: ignore[assignment]
-    scopes: list[str] = Field(None, max_length=100)  # type: ignore[assignment]
-    disabled: StrictBool = None  # type: ignore[assignment]
-
-    _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
-    _v_projects = field_validator("project_ids")(classmethod(lambda cls, v: _projects(v)))
+    project_ids: Projects = None  # type: ignore[assignment]
+    scopes: Scopes = None  # type: ignore[assignment]
+    disabled: bool = None  # type: ignore[assignment]

@@ -1,0 +1,37 @@
+"""One ASGI app for every /admin/ path: the admin routes matched in order, and a JSON answer
+for what none of them takes (404 for an unknown path, 405 with `Allow` naming every method
+the path has), so every admin answer is the JSON the OpenAPI document promises."""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
+
+
+class AdminRouter:
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        allowed: list[str] = []
+        for route in self.routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL:
+                allowed += [m for m in sorted(route.methods or ()) if m not in allowed]
+        if allowed:
+            answer = JSONResponse({"error": "method_not_allowed",
+                                   "error_description": f"{scope['method']} is not allowed here; use {', '.join(allowed)}"},
+                                  status_code=405, headers={"Allow": ", ".join(allowed)})
+        else:
+            answer = JSONResponse({"error": "not_found", "error_description": f"no admin API at {scope['path']}"},
+                                  status_code=404)
+        await answer(scope, receive, send)
+
+
+def mount(routes: list[Route]) -> Route:
+    return Route("/admin/{rest:path}", AdminRouter(routes))
