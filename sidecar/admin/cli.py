@@ -120,7 +120,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     admin.add_argument("--url", default=os.environ.get("AUTH_SIDECAR_URL", "http://127.0.0.1:8080"),
                        help="the sidecar's HTTP address (default: AUTH_SIDECAR_URL or http://127.0.0.1:8080)")
     admin.add_argument("--token", help="admin token (default: AUTH_SIDECAR_ADMIN_TOKEN)")
-    cmds = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    cmds = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND",
+                                help="what to do; `COMMAND --help` tells more")
 
     # --- create
     c = cmds.add_parser("create-tenant", help="create a tenant")
