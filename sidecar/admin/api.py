@@ -59,7 +59,7 @@ class AdminApi:
             rid = audit.request_id(request.headers.get("x-request-id"))
             answer = await answer_for(request)
             answer.headers["x-request-id"] = rid
-            if request.method != "GET":  # a write, or an attempt at one: the audit trail
+            if request.method not in ("GET", "HEAD"):  # a write, or an attempt at one: the audit trail
                 admin = self._fingerprint if answer.status_code != 401 else "-"
                 audit.record(f"{request.method} {handler.__name__}", request.url.path, answer.status_code, rid, admin)
             return answer

@@ -21,7 +21,7 @@ TEXT_MAX, ITEMS_MAX, ITEM_MAX = 200, 100, 200
 TTL_MAX = 86_400
 ALGS = ("ES256", "RS256", "EdDSA")
 
-_STRICT = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 Text = Annotated[str, Field(min_length=1, max_length=TEXT_MAX, pattern=TEXT)]
 Scope = Annotated[str, Field(min_length=1, max_length=ITEM_MAX, pattern=SCOPE)]
