@@ -116,7 +116,9 @@ def _list(cmds: Any, name: str, help_text: str, owner: str | None, path: str) ->
 def add_parser(sub: argparse._SubParsersAction) -> None:
     admin = sub.add_parser("admin", help="manage tenants, clients, users, service users",
                            description="Call the admin API of a running sidecar (it needs AUTH_SIDECAR_ADMIN_TOKEN). "
-                                       "Answers are printed as JSON; a failure is one line on stderr, exit code 1.")
+                                       "Answers are printed as JSON; a failure is one line on stderr, exit code 1. "
+                                       "A client_id may start with '-': give ids after '--', e.g. "
+                                       "`update-client --disable -- TENANT CLIENT_ID`.")
     admin.add_argument("--url", default=os.environ.get("AUTH_SIDECAR_URL", "http://127.0.0.1:8080"),
                        help="the sidecar's HTTP address (default: AUTH_SIDECAR_URL or http://127.0.0.1:8080)")
     admin.add_argument("--token", help="admin token (default: AUTH_SIDECAR_ADMIN_TOKEN)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from sidecar.oauth.grants import GRANTS
 
@@ -29,7 +29,14 @@ Project = Annotated[str, Field(min_length=1, max_length=ITEM_MAX, pattern=TEXT)]
 Scopes = Annotated[list[Scope], Field(max_length=ITEMS_MAX)]
 Projects = Annotated[list[Project], Field(max_length=ITEMS_MAX)]
 Password = Annotated[str, Field(min_length=8, max_length=1024)]
-Ttl = Annotated[int, Field(ge=1, le=TTL_MAX)]
+
+
+def _whole(value: object) -> object:
+    # JSON Schema counts 60.0 as an integer: so does this API (true and "60" stay refused)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Ttl = Annotated[int, BeforeValidator(_whole), Field(ge=1, le=TTL_MAX)]
 
 
 def _grant_types(v: list[str]) -> list[str]:

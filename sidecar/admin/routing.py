@@ -5,7 +5,7 @@ the path has), so every admin answer is the JSON the OpenAPI document promises."
 from __future__ import annotations
 
 from starlette.responses import JSONResponse
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
 from starlette.types import Receive, Scope, Send
 
 
@@ -33,5 +33,24 @@ class AdminRouter:
         await answer(scope, receive, send)
 
 
-def mount(routes: list[Route]) -> Route:
-    return Route("/admin/{rest:path}", AdminRouter(routes))
+class AdminMount(BaseRoute):
+    """Every path under /admin/, whatever its characters (a path convertor's `.*` stops at a
+    newline, and the app's plain-text 404 would answer)."""
+
+    def __init__(self, app: AdminRouter) -> None:
+        self.app = app
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"].startswith("/admin/"):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: object):  # type: ignore[override]
+        raise NoMatchFound(name, path_params)
+
+
+def mount(routes: list[Route]) -> BaseRoute:
+    return AdminMount(AdminRouter(routes))

@@ -43,17 +43,19 @@ def one_line_failure(done: subprocess.CompletedProcess, *words: str) -> None:
 
 def test_reads_and_updates_print_json(server):
     app = server.admin.app()
-    done = cli(server.http, "list-clients", app.tenant, "--limit", "1")
+    done = cli(server.http, "list-clients", "--limit", "1", "--", app.tenant)
     assert done.returncode == 0, done.stderr
     assert [c["client_id"] for c in json.loads(done.stdout)["items"]] == [app.client_id]
     assert json.loads(cli(server.http, "get-tenant", app.tenant).stdout)["id"] == app.tenant
 
-    done = cli(server.http, "update-client", app.tenant, app.client_id, "--scopes", "read, write", "--disable")
+    # options first, and `--` before the ids: a client_id may start with "-"
+    done = cli(server.http, "update-client", "--scopes", "read, write", "--disable", "--", app.tenant, app.client_id)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["scopes"] == ["read", "write"] and answer["disabled"] is True
     assert login(server.http, app).json()["error"] == "invalid_client"
-    assert json.loads(cli(server.http, "update-client", app.tenant, app.client_id, "--enable").stdout)["disabled"] is False
+    enabled = cli(server.http, "update-client", "--enable", "--", app.tenant, app.client_id)
+    assert json.loads(enabled.stdout)["disabled"] is False
 
     done = subprocess.run([sys.executable, "-m", "sidecar.cli", "admin", "--url", server.http, "--token", ADMIN_TOKEN,
                            "update-user", app.tenant, app.user_id, "--password", "-"], input="from stdin 123\n",
@@ -72,7 +74,7 @@ def test_an_unknown_id_is_one_line(server):
 
 def test_a_refused_value_is_one_line_naming_the_field(server):
     app = server.admin.app()
-    done = cli(server.http, "update-client", app.tenant, app.client_id, "--grant-types", "implicit")
+    done = cli(server.http, "update-client", "--grant-types", "implicit", "--", app.tenant, app.client_id)
     one_line_failure(done, "HTTP 400", "grant_types")
 
 
