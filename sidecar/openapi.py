@@ -23,6 +23,9 @@ _ERROR = {"description": "error", "content": {"application/json": {"schema": _ob
     {"error": _S, "error_description": _S}, ["error"])}}}
 
 
+_FORM_ERRORS = {"400": _ERROR, "401": _ERROR, "413": _ERROR, "429": _ERROR, "503": _ERROR}
+
+
 def _json(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
@@ -211,15 +214,16 @@ def openapi_document(issuer: str) -> dict[str, Any]:
             "/oauth/token": {"post": {"summary": "token endpoint (RFC 6749, RFC 7523)", "security": [{"client": []}, {}],
                                       "requestBody": form, "responses": {
                                           "200": {"description": "tokens", "content": {"application/json": {"schema": token_answer}}},
-                                          "400": _ERROR, "401": _ERROR, "429": _ERROR, "503": _ERROR}}},
+                                          "400": _ERROR, "401": _ERROR, "413": _ERROR, "429": _ERROR,
+                                          "503": _ERROR}}},
             "/oauth/revoke": {"post": {"summary": "revocation (RFC 7009)", "security": [{"client": []}],
                                        "requestBody": token_param, "responses": {"200": {"description": "revoked"},
-                                                                                 "401": _ERROR}}},
+                                                                                 **_FORM_ERRORS}}},
             "/oauth/introspect": {"post": {"summary": "introspection (RFC 7662)", "security": [{"client": []}],
                                            "requestBody": token_param, "responses": {
                                                "200": {"description": "token state", "content": {"application/json": {
                                                    "schema": {"type": "object", "properties": {"active": {"type": "boolean"}},
-                                                              "required": ["active"]}}}}, "401": _ERROR}}},
+                                                              "required": ["active"]}}}}, **_FORM_ERRORS}}},
             "/.well-known/jwks.json": {"get": {"summary": "signing keys", "responses": {"200": {"description": "JWKS"}}}},
             "/.well-known/oauth-authorization-server": {"get": {"summary": "RFC 8414 metadata",
                                                                 "responses": {"200": {"description": "metadata"}}}},
