@@ -14,7 +14,7 @@ import pytest
 
 from authz.keys import write_new_key
 from tests.support.oauth import ADMIN_TOKEN
-from tests.support.processes import ROOT, Sidecar
+from tests.support.processes import Sidecar
 
 EXAMPLES = 20
 
@@ -37,5 +37,5 @@ def test_schemathesis_finds_nothing(server, tmp_path):
          "--max-examples", str(EXAMPLES), "--seed", "1", "--workers", "1",
          "--phases", "examples,coverage,fuzzing,stateful",
          "--request-timeout", "10", "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120)
+        capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
