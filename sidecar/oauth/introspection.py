@@ -13,10 +13,9 @@ from authz import jose
 from authz.errors import NotMine, TokenError
 from authz.identity import Identity
 from authz.verify import JwtVerifier
-from sidecar.oauth import client_auth, refresh, responses
+from sidecar.oauth import refresh, responses
 from sidecar.oauth.context import OAuthContext
-from sidecar.oauth.credentials import digest
-from sidecar.oauth.endpoint import guarded
+from sidecar.oauth.endpoint import authenticate, guarded
 from sidecar.oauth.errors import UnsupportedTokenType
 from sidecar.oauth.params import read_params, required
 from sidecar.store.records import Client, RefreshRecord
@@ -53,10 +52,10 @@ class TokenInspector:
         return claims
 
     async def refresh(self, token: str) -> RefreshRecord | None:
-        parsed = refresh.parse(token)
-        if parsed is None:
+        presented = refresh.parse_refresh_token(token)
+        if presented is None:
             return None
-        record = await self.ctx.store.get_refresh(parsed[0], digest(parsed[1]))
+        record = await self.ctx.store.get_refresh(*presented.key())
         if record is None or record.used or record.family_expires_at <= time.time():
             return None
         if await self.ctx.store.family_revoked(record.family):
@@ -75,7 +74,7 @@ class _TokenRequestEndpoint:
     async def handle(self, request: Request) -> Response:
         async def work() -> Response:
             params = await read_params(request, self.ctx.settings.max_body_bytes)
-            caller = await client_auth.authenticate(self.ctx, request, params)
+            caller, _ = await authenticate(self.ctx, request, params)
             token = required(params, "token")
             if params.get("token_type_hint", "") not in ("", "access_token", "refresh_token"):
                 raise UnsupportedTokenType(f"token_type_hint {params['token_type_hint'][:32]} is not supported")

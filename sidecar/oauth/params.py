@@ -9,13 +9,15 @@ from starlette.requests import Request
 from sidecar.bodies import BodyError, parse_json, read_capped
 from sidecar.oauth.errors import InvalidRequest, OAuthError
 
+Params = dict[str, str]  # a request's parameters, each given once
+
 
 class PayloadTooLarge(OAuthError):
     error = "invalid_request"
     status_code = 413
 
 
-async def read_params(request: Request, max_bytes: int) -> dict[str, str]:
+async def read_params(request: Request, max_bytes: int) -> Params:
     if request.method != "POST":
         raise InvalidRequest("use POST")
     try:
@@ -39,7 +41,7 @@ async def read_params(request: Request, max_bytes: int) -> dict[str, str]:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
         raise InvalidRequest("request body is not UTF-8") from None
-    params: dict[str, str] = {}
+    params: Params = {}
     for key, value in pairs:
         if key in params:  # RFC 6749 §3.2: parameters must not be included more than once
             raise InvalidRequest(f"parameter {key} is repeated")
@@ -47,7 +49,7 @@ async def read_params(request: Request, max_bytes: int) -> dict[str, str]:
     return params
 
 
-def required(params: dict[str, str], name: str) -> str:
+def required(params: Params, name: str) -> str:
     value = params.get(name, "")
     if not value:
         raise InvalidRequest(f"missing parameter {name}")

@@ -9,7 +9,8 @@ from sidecar.oauth.errors import InvalidScope
 OFFLINE = "offline_access"
 
 
-def parse(scope: str | None) -> set[str] | None:
+def parse_scope(scope: str | None) -> set[str] | None:
+    """A `scope` parameter's words; None when it is absent or empty."""
     if scope is None or scope == "":
         return None
     words = scope.split(" ")
@@ -25,7 +26,7 @@ def grant(requested: str | None, *allowed: Iterable[str] | None) -> set[str]:
         if limit is not None:
             permitted = set(limit) if permitted is None else permitted & set(limit)
     permitted = permitted or set()
-    wanted = parse(requested)
+    wanted = parse_scope(requested)
     if wanted is None:
         return permitted
     extra = wanted - permitted

@@ -1,17 +1,21 @@
-"""What a grant validates to, and the common issuing step."""
+"""What a grant is: an optional prefetch, a validate step and an issuing step (common here)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 from starlette.requests import Request
 
 from sidecar.oauth import refresh, scopes
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidRequest
-from sidecar.store.records import Client
+from sidecar.oauth.params import Params
+from sidecar.store.base import RefreshKey
+from sidecar.store.records import Client, RefreshRecord
+
+TokenAnswer = dict[str, str | int]  # RFC 6749 §5.1
 
 
 @dataclass
@@ -26,23 +30,29 @@ class Validated:
     org_id: str | None = None
     project_ids: tuple[str, ...] = ()
     with_refresh: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-    source: Any = None  # what validation looked up and issuing needs (the refresh record)
+    extra: dict[str, Any] = field(default_factory=dict)  # more access-token claims
 
 
-class Grant:
-    grant_type = ""
-    client_required = True
+V = TypeVar("V", bound=Validated)
 
-    def lookup(self, params: dict[str, str]) -> tuple[str, str] | None:
-        """The refresh record (family, digest) to read with the client, in one store round trip."""
+
+class Grant(Generic[V]):
+    """One grant type. The endpoint calls, in order: `prefetch` (before any I/O), then
+    `validate` with the authenticated client and the prefetched record, then `issue` with
+    what `validate` returned."""
+
+    grant_type: ClassVar[str]
+    client_required: ClassVar[bool] = True
+
+    def prefetch(self, params: Params) -> RefreshKey | None:
+        """A refresh record to read in the same store round trip as the client (None: none)."""
         return None
 
-    async def validate(self, ctx: OAuthContext, request: Request, params: dict[str, str],
-                       client: Client | None, looked_up: Any = None) -> Validated:
+    async def validate(self, ctx: OAuthContext, request: Request, params: Params, client: Client | None,
+                       prefetched: RefreshRecord | None) -> V:
         raise NotImplementedError
 
-    async def issue(self, ctx: OAuthContext, v: Validated) -> dict[str, Any]:
+    async def issue(self, ctx: OAuthContext, v: V) -> TokenAnswer:
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids, extra=v.extra)
         answer = token_answer(token.token, v)
@@ -57,12 +67,12 @@ class Grant:
         return answer
 
 
-def token_answer(access_token: str, v: Validated) -> dict[str, Any]:
+def token_answer(access_token: str, v: Validated) -> TokenAnswer:
     return {"access_token": access_token, "token_type": "Bearer", "expires_in": v.ttl,
             "scope": " ".join(sorted(v.scope))}
 
 
-def access_ttl(ctx: OAuthContext, client: Client | None, params: dict[str, str]) -> int:
+def access_ttl(ctx: OAuthContext, client: Client | None, params: Params) -> int:
     """The client's lifetime (or the default); a request may ask for a shorter one, never longer."""
     limit = (client.access_token_ttl if client and client.access_token_ttl else None) \
         or ctx.settings.access_token_ttl_seconds

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
+
 from sidecar.oauth import scopes
+from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidClient
 from sidecar.oauth.grants.base import Grant, Validated, access_ttl
+from sidecar.oauth.params import Params
+from sidecar.store.records import Client, RefreshRecord
 
 
-class ClientCredentialsGrant(Grant):
+class ClientCredentialsGrant(Grant[Validated]):
     grant_type = "client_credentials"
 
-    async def validate(self, ctx, request, params, client, looked_up=None):
+    async def validate(self, ctx: OAuthContext, request: Request, params: Params, client: Client | None,
+                       prefetched: RefreshRecord | None) -> Validated:
+        assert client is not None  # client_required: the endpoint authenticated it
         ttl = access_ttl(ctx, client, params)
         if client.service_user_id:
             su = await ctx.store.get_service_user(client.service_user_id)

@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import time
 
+from starlette.requests import Request
+
 from authz import jose
 from authz.errors import TokenError
 from authz.keys import key_from_jwk
 from sidecar.oauth import scopes
+from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant, InvalidRequest
 from sidecar.oauth.grants.base import Grant, Validated, access_ttl
+from sidecar.oauth.params import Params
+from sidecar.store.records import Client, RefreshRecord
 
 MAX_ASSERTION_LIFETIME = 3600
 
 
-class JwtBearerGrant(Grant):
+class JwtBearerGrant(Grant[Validated]):
     grant_type = "urn:ietf:params:oauth:grant-type:jwt-bearer"
     client_required = False
 
-    async def validate(self, ctx, request, params, client, looked_up=None):
+    async def validate(self, ctx: OAuthContext, request: Request, params: Params, client: Client | None,
+                       prefetched: RefreshRecord | None) -> Validated:
         assertion = params.get("assertion", "")
         scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":

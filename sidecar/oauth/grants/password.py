@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
+
 from sidecar.oauth import scopes
+from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant
 from sidecar.oauth.grants.base import Grant, Validated, access_ttl
-from sidecar.oauth.params import required
+from sidecar.oauth.params import Params, required
+from sidecar.store.records import Client, RefreshRecord
 
 
-class PasswordGrant(Grant):
+class PasswordGrant(Grant[Validated]):
     grant_type = "password"
 
-    async def validate(self, ctx, request, params, client, looked_up=None):
+    async def validate(self, ctx: OAuthContext, request: Request, params: Params, client: Client | None,
+                       prefetched: RefreshRecord | None) -> Validated:
+        assert client is not None  # client_required: the endpoint authenticated it
         username = required(params, "username")
         password = required(params, "password")
         tenant = client.tenant  # the client decides the tenant, never the request
