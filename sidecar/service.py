@@ -16,7 +16,7 @@ from sidecar.oauth.introspection import IntrospectionEndpoint, RevocationEndpoin
 from sidecar.oauth.metadata import openid_configuration, server_metadata
 from sidecar.oauth.metrics import OAuthMetrics
 from sidecar.oauth.throttle import LoginThrottle
-from sidecar.oauth.user_auth import RemoteCredentials, StoreCredentials
+from sidecar.oauth.credentials import RemoteCredentials, StoreCredentials
 from sidecar.openapi import openapi_document
 from sidecar.store.timed import TimedStore
 

@@ -9,12 +9,13 @@ from typing import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sidecar.oauth import client_auth, responses
+from sidecar.oauth import responses
 from sidecar.oauth.context import OAuthContext
+from sidecar.oauth.credentials import genuine_client
 from sidecar.oauth.errors import (InvalidClient, OAuthError, TemporarilyUnavailable, UnauthorizedClient,
                                   UnsupportedGrantType)
 from sidecar.oauth.grants import GRANTS
-from sidecar.oauth.params import Params, read_params, required
+from sidecar.oauth.params import Params, client_credentials, read_params, required
 from sidecar.store import StoreUnavailable
 from sidecar.store.base import RefreshKey
 from sidecar.store.records import Client, RefreshRecord
@@ -64,15 +65,15 @@ async def authenticate(ctx: OAuthContext, request: Request, params: Params, requ
     """The calling client (None when it sent no credentials and none are `required`) and the
     refresh record at `prefetch`, both read with the client's throttle state in one store round
     trip. The record is read before the client is known to be genuine: only a genuine one gets it."""
-    credentials = client_auth.presented(request, params, required)
-    if credentials is None:
+    presented = client_credentials(request, params, required)
+    if presented is None:
         return None, None
-    keys = ctx.throttle.keys(request, "client", credentials.client_id)
-    state = await ctx.store.login_state(credentials.lookup_id, keys, prefetch)
+    keys = ctx.throttle.keys(request, "client", presented.client_id)
+    state = await ctx.store.login_state(presented.lookup_id, keys, prefetch)
     ctx.throttle.refuse_if_blocked("client", state.blocked_until, InvalidClient)
-    client = client_auth.genuine(credentials, state)
+    client = genuine_client(presented.secret, state.client)  # pure: no I/O
     if client is None:
         await ctx.throttle.failed("client", keys)
-        raise client_auth.rejected(credentials)
+        raise presented.rejected()
     await ctx.throttle.succeeded(keys, state.failures)
     return client, state.refresh

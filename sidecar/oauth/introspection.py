@@ -13,10 +13,11 @@ from authz import jose
 from authz.errors import NotMine, TokenError
 from authz.identity import Identity
 from authz.verify import JwtVerifier
-from sidecar.oauth import refresh, responses
+from sidecar.oauth import responses
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.endpoint import authenticate, guarded
 from sidecar.oauth.errors import UnsupportedTokenType
+from sidecar.oauth.issuer import looks_like_refresh_token, parse_refresh_token
 from sidecar.oauth.params import read_params, required
 from sidecar.store.records import Client, RefreshRecord
 
@@ -25,7 +26,7 @@ class StoreIntrospector:
     """ext_authz's view of our opaque tokens: they are all refresh tokens, never accepted."""
 
     async def introspect(self, token: str) -> Identity:
-        if refresh.looks_like_refresh_token(token):
+        if looks_like_refresh_token(token):
             raise TokenError("refresh tokens are not access tokens", "refresh_token")
         raise NotMine()
 
@@ -52,7 +53,7 @@ class TokenInspector:
         return claims
 
     async def refresh(self, token: str) -> RefreshRecord | None:
-        presented = refresh.parse_refresh_token(token)
+        presented = parse_refresh_token(token)
         if presented is None:
             return None
         record = await self.ctx.store.get_refresh(*presented.key())

@@ -1,15 +1,21 @@
-"""Reading a token-endpoint request: form (RFC 6749) or JSON, size-limited, no repeated parameters."""
+"""Reading a token-endpoint request: its parameters (form, RFC 6749, or JSON; size-limited; none
+repeated) and the client credentials it presents: HTTP Basic (client_secret_basic) or the body
+(client_secret_post), never both. Reading only: whether the client is genuine is decided over
+the store's login state (credentials.genuine_client)."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+import base64
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.requests import Request
 
 from sidecar.bodies import BodyError, parse_json, read_capped
-from sidecar.oauth.errors import InvalidRequest, OAuthError
+from sidecar.oauth.errors import InvalidClient, InvalidRequest, OAuthError
 
 Params = dict[str, str]  # a request's parameters, each given once
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="auth-sidecar"'}
 
 
 class PayloadTooLarge(OAuthError):
@@ -56,3 +62,49 @@ def required(params: Params, name: str) -> str:
     if len(value) > 8192:
         raise InvalidRequest(f"parameter {name} is too long")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """The client id and secret a request presents."""
+
+    client_id: str
+    secret: str
+    basic: bool  # sent as HTTP Basic: a failure answers with a Basic challenge
+
+    @property
+    def lookup_id(self) -> str | None:
+        """The id to read from the store: none for an empty or absurdly long one (it cannot exist)."""
+        return self.client_id if self.client_id and len(self.client_id) <= 256 else None
+
+    def rejected(self) -> InvalidClient:
+        return InvalidClient("client authentication failed", headers=_CHALLENGE if self.basic else {})
+
+
+def client_credentials(request: Request, params: Params, required: bool = True) -> ClientCredentials | None:
+    """The credentials the request presents; None when it presents none and none are `required`."""
+    basic = _basic(request)
+    if basic and ("client_secret" in params or params.get("client_id", basic[0]) != basic[0]):
+        raise InvalidRequest("use one client authentication method: HTTP Basic or the request body, not both")
+    if basic:
+        return ClientCredentials(basic[0], basic[1], True)
+    if "client_id" in params or "client_secret" in params:
+        return ClientCredentials(params.get("client_id", ""), params.get("client_secret", ""), False)
+    if required:
+        raise InvalidClient("client authentication is required", headers=_CHALLENGE)
+    return None
+
+
+def _basic(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII in the header
+        raise InvalidClient("malformed Basic credentials", headers=_CHALLENGE)
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClient("malformed Basic credentials", headers=_CHALLENGE)
+    return unquote_plus(client_id), unquote_plus(secret)

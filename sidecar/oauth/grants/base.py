@@ -1,21 +1,24 @@
-"""What a grant is: an optional prefetch, a validate step and an issuing step (common here)."""
+"""What a grant is (an optional prefetch, a validate step and an issuing step, common here)
+and what every grant may decide: the scopes (a request may narrow what it is allowed, never
+widen it) and the access token's lifetime."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Iterable, TypeVar
 
 from starlette.requests import Request
 
-from sidecar.oauth import refresh, scopes
 from sidecar.oauth.context import OAuthContext
-from sidecar.oauth.errors import InvalidRequest
+from sidecar.oauth.errors import InvalidRequest, InvalidScope
+from sidecar.oauth.issuer import new_refresh_token
 from sidecar.oauth.params import Params
 from sidecar.store.base import RefreshKey
 from sidecar.store.records import Client, RefreshRecord
 
 TokenAnswer = dict[str, str | int]  # RFC 6749 §5.1
+OFFLINE = "offline_access"
 
 
 @dataclass
@@ -57,11 +60,11 @@ class Grant(Generic[V]):
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids, extra=v.extra)
         answer = token_answer(token.token, v)
         if v.with_refresh:
-            lifetime = (ctx.settings.offline_refresh_token_ttl_seconds if scopes.OFFLINE in v.scope
+            lifetime = (ctx.settings.offline_refresh_token_ttl_seconds if OFFLINE in v.scope
                         else ctx.settings.refresh_token_ttl_seconds)
-            rt, record = refresh.new(client_id=v.client_id, tenant=v.tenant or "", subject=v.subject,
-                                     scope=" ".join(sorted(v.scope)), family_expires_at=time.time() + lifetime,
-                                     org_id=v.org_id, project_ids=v.project_ids)
+            rt, record = new_refresh_token(client_id=v.client_id, tenant=v.tenant or "", subject=v.subject,
+                                           scope=" ".join(sorted(v.scope)), family_expires_at=time.time() + lifetime,
+                                           org_id=v.org_id, project_ids=v.project_ids)
             await ctx.store.put_refresh(record, (token.claims["jti"], token.claims["exp"]))
             answer["refresh_token"] = rt
         return answer
@@ -83,3 +86,29 @@ def access_ttl(ctx: OAuthContext, client: Client | None, params: Params) -> int:
     if not asked.isdigit() or int(asked) < 1:
         raise InvalidRequest("expires_in must be a positive integer")
     return min(int(asked), limit)
+
+
+def parse_scope(scope: str | None) -> set[str] | None:
+    """A `scope` parameter's words; None when it is absent or empty."""
+    if scope is None or scope == "":
+        return None
+    words = scope.split(" ")
+    if any(not w or any(c < "!" or c == '"' or c == "\\" or c > "~" for c in w) for w in words):
+        raise InvalidScope("scope must be space-separated printable tokens (RFC 6749 §3.3)")
+    return set(words)
+
+
+def granted_scopes(requested: str | None, *allowed: Iterable[str] | None) -> set[str]:
+    """The scopes granted: all allowed ones when none are requested, else the request if allowed."""
+    permitted: set[str] | None = None
+    for limit in allowed:
+        if limit is not None:
+            permitted = set(limit) if permitted is None else permitted & set(limit)
+    permitted = permitted or set()
+    wanted = parse_scope(requested)
+    if wanted is None:
+        return permitted
+    extra = wanted - permitted
+    if extra:
+        raise InvalidScope(f"scope not allowed: {' '.join(sorted(extra))}")
+    return wanted

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from sidecar.oauth import scopes
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidClient
-from sidecar.oauth.grants.base import Grant, Validated, access_ttl
+from sidecar.oauth.grants.base import Grant, Validated, access_ttl, granted_scopes
 from sidecar.oauth.params import Params
 from sidecar.store.records import Client, RefreshRecord
 
@@ -23,9 +22,9 @@ class ClientCredentialsGrant(Grant[Validated]):
             su = await ctx.store.get_service_user(client.service_user_id)
             if su is None:
                 raise InvalidClient("the service user of this secret no longer exists")
-            granted = scopes.grant(params.get("scope"), client.scopes, su.scopes)
+            granted = granted_scopes(params.get("scope"), client.scopes, su.scopes)
             return Validated(subject=su.id, client_id=client.client_id, tenant=su.tenant, scope=granted, ttl=ttl,
                              org_id=su.org_id, project_ids=su.project_ids)
-        granted = scopes.grant(params.get("scope"), client.scopes)
+        granted = granted_scopes(params.get("scope"), client.scopes)
         return Validated(subject=client.client_id, client_id=client.client_id, tenant=client.tenant,
                          scope=granted, ttl=ttl)

@@ -10,10 +10,9 @@ from starlette.requests import Request
 from authz import jose
 from authz.errors import TokenError
 from authz.keys import key_from_jwk
-from sidecar.oauth import scopes
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant, InvalidRequest
-from sidecar.oauth.grants.base import Grant, Validated, access_ttl
+from sidecar.oauth.grants.base import Grant, Validated, access_ttl, granted_scopes
 from sidecar.oauth.params import Params
 from sidecar.store.records import Client, RefreshRecord
 
@@ -71,7 +70,7 @@ class JwtBearerGrant(Grant[Validated]):
             raise InvalidGrant("service user no longer exists")
         if not await ctx.store.use_once(f"assertion:{principal}:{jti}", exp + leeway):
             raise InvalidGrant("assertion jti was already used")
-        granted = scopes.grant(params.get("scope"), su.scopes)
+        granted = granted_scopes(params.get("scope"), su.scopes)
         return Validated(subject=su.id, client_id=client.client_id if client else stored.kid, tenant=su.tenant,
                          scope=granted, ttl=access_ttl(ctx, client, params), org_id=su.org_id,
                          project_ids=su.project_ids)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from sidecar.oauth import refresh, scopes, successor
+from sidecar.oauth import successor
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant
-from sidecar.oauth.grants.base import Grant, TokenAnswer, Validated, access_ttl, token_answer
+from sidecar.oauth.grants.base import Grant, TokenAnswer, Validated, access_ttl, granted_scopes, token_answer
+from sidecar.oauth.issuer import new_refresh_token, parse_refresh_token
 from sidecar.oauth.params import Params, required
 from sidecar.store.base import RefreshKey
 from sidecar.store.records import Client, RefreshRecord
@@ -36,13 +37,13 @@ class RefreshTokenGrant(Grant[Rotating]):
     grant_type = "refresh_token"
 
     def prefetch(self, params: Params) -> RefreshKey | None:
-        presented = refresh.parse_refresh_token(params.get("refresh_token", ""))
+        presented = parse_refresh_token(params.get("refresh_token", ""))
         return presented.key() if presented else None
 
     async def validate(self, ctx: OAuthContext, request: Request, params: Params, client: Client | None,
                        prefetched: RefreshRecord | None) -> Rotating:
         assert client is not None  # client_required: the endpoint authenticated it
-        presented = refresh.parse_refresh_token(required(params, "refresh_token"))
+        presented = parse_refresh_token(required(params, "refresh_token"))
         if presented is None:
             raise InvalidGrant("refresh token is malformed")
         record = prefetched  # read with the client: `prefetch` named it
@@ -52,7 +53,7 @@ class RefreshTokenGrant(Grant[Rotating]):
             raise InvalidGrant("refresh token was issued to another client")
         if record.family_expires_at <= time.time():
             raise InvalidGrant("refresh token has expired")
-        granted = scopes.grant(params.get("scope"), record.scope.split())
+        granted = granted_scopes(params.get("scope"), record.scope.split())
         return Rotating(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
                         scope=granted, ttl=access_ttl(ctx, client, params), org_id=record.org_id,
                         project_ids=record.project_ids, with_refresh=True, old=record, secret=presented.secret)
@@ -61,9 +62,9 @@ class RefreshTokenGrant(Grant[Rotating]):
         old, secret = v.old, v.secret
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids)
-        rt, new = refresh.new(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
-                              scope=" ".join(sorted(v.scope)), family_expires_at=old.family_expires_at,
-                              family=old.family, org_id=old.org_id, project_ids=old.project_ids)
+        rt, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
+                                    scope=" ".join(sorted(v.scope)), family_expires_at=old.family_expires_at,
+                                    family=old.family, org_id=old.org_id, project_ids=old.project_ids)
         # the successor and the new access token's jti are stored in the same atomic step
         # that marks the old token used; revocation of its family, subject or client is checked there too
         grace = ctx.settings.refresh.reuse_grace_seconds
