@@ -76,6 +76,7 @@ class _TokenRequestEndpoint:
         async def work() -> Response:
             params = await read_params(request, self.ctx.settings.max_body_bytes)
             caller, _ = await authenticate(self.ctx, request, params)
+            assert caller is not None  # required: authenticate raised otherwise
             token = required(params, "token")
             if params.get("token_type_hint", "") not in ("", "access_token", "refresh_token"):
                 raise UnsupportedTokenType(f"token_type_hint {params['token_type_hint'][:32]} is not supported")

@@ -26,6 +26,7 @@ class PayloadTooLarge(OAuthError):
 async def read_params(request: Request, max_bytes: int) -> Params:
     if request.method != "POST":
         raise InvalidRequest("use POST")
+    params: Params = {}
     try:
         body = await read_capped(request, max_bytes)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -35,7 +36,6 @@ async def read_params(request: Request, max_bytes: int) -> Params:
     if ctype == "application/json":
         if not isinstance(data, dict):
             raise InvalidRequest("request body must be a JSON object")
-        params = {}
         for key, value in data.items():
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise InvalidRequest(f"parameter {key[:64]} must be a string")
@@ -47,7 +47,6 @@ async def read_params(request: Request, max_bytes: int) -> Params:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
         raise InvalidRequest("request body is not UTF-8") from None
-    params: Params = {}
     for key, value in pairs:
         if key in params:  # RFC 6749 §3.2: parameters must not be included more than once
             raise InvalidRequest(f"parameter {key} is repeated")

@@ -72,9 +72,10 @@ class RefreshTokenGrant(Grant[Rotating]):
         rotation = await ctx.store.rotate_refresh(old, new, (token.claims["jti"], token.claims["exp"]), time.time(),
                                                   grace=grace, sealed=sealed)
         if rotation.outcome == "replayed":
-            rt = successor.unseal(secret, old.family, rotation.successor or "")
-            if rt is None:  # not sealed under this token: cannot happen unless the store was altered
+            first = successor.unseal(secret, old.family, rotation.successor or "")
+            if first is None:  # not sealed under this token: cannot happen unless the store was altered
                 raise InvalidGrant("refresh token was already used")
+            rt = first
             log.info("refresh token presented again within the grace period: same successor",
                      extra={"family": old.family[:8], "client_id": old.client_id})
         elif rotation.outcome == "reused":
