@@ -66,6 +66,9 @@ class RefreshToken(NamedTuple):
         """Where the store keeps its record."""
         return self.family, digest(self.secret)
 
+    def __repr__(self) -> str:  # never the secret in a log line
+        return f"RefreshToken(family={self.family!r})"
+
 
 def parse_refresh_token(token: str) -> RefreshToken | None:
     """The token's family and secret; None when it is not one of our refresh tokens."""

@@ -6,7 +6,7 @@ the store's login state (credentials.genuine_client)."""
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.requests import Request
@@ -68,7 +68,7 @@ class ClientCredentials:
     """The client id and secret a request presents."""
 
     client_id: str
-    secret: str
+    secret: str = field(repr=False)  # never in a log line
     basic: bool  # sent as HTTP Basic: a failure answers with a Basic challenge
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -30,7 +30,7 @@ class Rotating(Validated):
     """A valid refresh: the token presented and its record, to be replaced by a successor."""
 
     old: RefreshRecord
-    secret: str  # the presented token's secret: its successor is sealed under it
+    secret: str = field(repr=False)  # the presented token's secret: its successor is sealed under it
 
 
 class RefreshTokenGrant(Grant[Rotating]):
