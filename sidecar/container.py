@@ -33,7 +33,7 @@ from sidecar.oauth.issuer import TokenIssuer
 from sidecar.oauth.metrics import OAuthMetrics
 from sidecar.oauth.revoker import Revoker
 from sidecar.oauth.throttle import LoginThrottle
-from sidecar.oauth.user_auth import RemoteCredentials, StoreCredentials
+from sidecar.oauth.credentials import RemoteCredentials, StoreCredentials
 from sidecar.store import Store, open_store
 from sidecar.store.timed import TimedStore
 from transport.grpc.authorization import AuthorizationService

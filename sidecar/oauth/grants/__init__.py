@@ -1,4 +1,4 @@
-"""One module per grant, each with the same two steps: validate, then issue (Authlib's shape)."""
+"""One module per grant, each with the same steps (grants/base.py: Grant): an optional prefetch, validate, issue."""
 
 from __future__ import annotations
 

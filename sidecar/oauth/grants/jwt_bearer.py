@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import time
 
+from starlette.requests import Request
+
 from authz import jose
 from authz.errors import TokenError
 from authz.keys import key_from_jwk
-from sidecar.oauth import scopes
+from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant, InvalidRequest
-from sidecar.oauth.grants.base import Grant, Validated, access_ttl
+from sidecar.oauth.grants.base import Grant, Validated, access_ttl, granted_scopes
+from sidecar.oauth.params import Params
+from sidecar.store.records import Client, RefreshRecord
 
 MAX_ASSERTION_LIFETIME = 3600
 
 
-class JwtBearerGrant(Grant):
+class JwtBearerGrant(Grant[Validated]):
     grant_type = "urn:ietf:params:oauth:grant-type:jwt-bearer"
     client_required = False
 
-    async def validate(self, ctx, request, params, client, looked_up=None):
+    async def validate(self, ctx: OAuthContext, request: Request, params: Params, client: Client | None,
+                       prefetched: RefreshRecord | None) -> Validated:
         assertion = params.get("assertion", "")
         scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
@@ -65,7 +70,7 @@ class JwtBearerGrant(Grant):
             raise InvalidGrant("service user no longer exists")
         if not await ctx.store.use_once(f"assertion:{principal}:{jti}", exp + leeway):
             raise InvalidGrant("assertion jti was already used")
-        granted = scopes.grant(params.get("scope"), su.scopes)
+        granted = granted_scopes(params.get("scope"), su.scopes)
         return Validated(subject=su.id, client_id=client.client_id if client else stored.kid, tenant=su.tenant,
                          scope=granted, ttl=access_ttl(ctx, client, params), org_id=su.org_id,
                          project_ids=su.project_ids)
