@@ -10,7 +10,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from tests.support.oauth import login
+from authz.keys import write_new_key
+from tests.support.oauth import ADMIN_TOKEN, Admin, login
+from tests.support.processes import Sidecar
 
 
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
@@ -38,3 +40,20 @@ def test_query_refused_even_with_a_valid_body(svc):
                    data={"grant_type": "password", "username": "alice", "password": app.password})
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
     assert "URL query" in r.json()["error_description"]
+
+
+def test_refused_query_never_reaches_a_log_line_even_at_debug(tmp_path):
+    write_new_key(tmp_path / "keys")
+    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp_path / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
+                     "AUTH_SIDECAR_LOG_LEVEL": "debug"}, tmp=tmp_path).start()
+    try:
+        app = Admin(s.http).app()
+        marker = f"pw-{uuid.uuid4().hex}"
+        for path in ("/oauth/token", "/oauth/revoke", "/oauth/introspect"):
+            r = httpx.post(f"{s.http}{path}?password={marker}&token={marker}&grant_type=password",
+                           auth=(app.client_id, app.client_secret), data={"grant_type": "password"})
+            assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    finally:
+        s.stop()
+    logs = s.logs()
+    assert logs.strip() and marker not in logs  # the sidecar did log (at debug), just not the URL
