@@ -108,6 +108,18 @@ class RefreshSettings(BaseModel):
     reuse_grace_seconds: float = Field(5.0, ge=0, le=300)
 
 
+class JwtBearerSettings(BaseModel):
+    """What a service user's RFC 7523 assertion must carry. The defaults are RFC 7523's; the
+    relaxations let assertions built by existing SDKs through (frontier-go: no aud, iss is not
+    the service user, 12 h lifetime, kid in the payload too). `sub` is always the key's owner."""
+
+    model_config = _FROZEN
+    require_audience: bool = True  # false: an assertion without aud passes (one with aud is still checked)
+    max_lifetime: int = Field(3600, ge=1, le=7 * 86_400)  # exp at most this far ahead
+    require_iss_is_sub: bool = True  # false: any iss
+    kid_from_payload: bool = False  # true: a payload kid is used when the JWS header has none
+
+
 class PasswordHashing(BaseModel):
     """argon2id parameters; defaults are OWASP's (m=19 MiB, t=2, p=1)."""
 
@@ -177,6 +189,7 @@ class Settings(BaseModel):
     refresh_token_ttl_seconds: int = Field(86_400, ge=1)
     offline_refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=1)
     refresh: RefreshSettings = RefreshSettings()
+    jwt_bearer: JwtBearerSettings = JwtBearerSettings()
     password_hashing: PasswordHashing = PasswordHashing()
     credentials_service_url: str | None = None
     # failed logins, per (account, source address) and per source address: past the free ones,

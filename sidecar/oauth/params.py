@@ -16,6 +16,9 @@ from sidecar.oauth.errors import InvalidClient, InvalidRequest, OAuthError
 
 Params = dict[str, str]  # a request's parameters, each given once
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="auth-sidecar"'}
+# RFC 6749 §2.3.1 / §4.3.2: parameters and credentials go in the body; a URL ends up in proxy
+# and access logs, so a request carrying a query is refused outright (never read, never echoed)
+QUERY_REFUSED = "parameters must be in the form body, not the URL query (RFC 6749 §2.3.1, §3.2)"
 
 
 class PayloadTooLarge(OAuthError):
@@ -26,6 +29,8 @@ class PayloadTooLarge(OAuthError):
 async def read_params(request: Request, max_bytes: int) -> Params:
     if request.method != "POST":
         raise InvalidRequest("use POST")
+    if request.scope.get("query_string"):
+        raise InvalidRequest(QUERY_REFUSED)
     params: Params = {}
     try:
         body = await read_capped(request, max_bytes)
