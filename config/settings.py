@@ -117,7 +117,7 @@ class JwtBearerSettings(BaseModel):
     require_audience: bool = True  # false: an assertion without aud passes (one with aud is still checked)
     max_lifetime: int = Field(3600, ge=1, le=7 * 86_400)  # exp at most this far ahead
     require_iss_is_sub: bool = True  # false: any iss
-    kid_from_payload: bool = False  # true: a payload kid is used when the JWS header has none
+    kid_from_payload: bool = True  # a payload kid is used when the JWS header has none (the contract; SDKs do so)
 
 
 class PasswordHashing(BaseModel):

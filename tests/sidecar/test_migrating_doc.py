@@ -21,8 +21,7 @@ from tests.support.processes import ROOT, Sidecar
 SECTIONS = ("## Seed 000", "## Seed 003")  # this test's part of the doc: seeds 000 to 002
 SDK_SETTINGS = {"AUTH_SIDECAR_JWT_BEARER__REQUIRE_AUDIENCE": "false",
                 "AUTH_SIDECAR_JWT_BEARER__REQUIRE_ISS_IS_SUB": "false",
-                "AUTH_SIDECAR_JWT_BEARER__MAX_LIFETIME": "43200",
-                "AUTH_SIDECAR_JWT_BEARER__KID_FROM_PAYLOAD": "true"}
+                "AUTH_SIDECAR_JWT_BEARER__MAX_LIFETIME": "43200"}
 # the refusals the doc shows, in its order
 REFUSALS = [
     "use one client authentication method: HTTP Basic or the request body, not both",

@@ -65,8 +65,7 @@ def relaxed(tmp_path_factory, envoy_path):
     stack = start_stack(tmp, {"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
                               "AUTH_SIDECAR_JWT_BEARER__REQUIRE_AUDIENCE": "false",
                               "AUTH_SIDECAR_JWT_BEARER__REQUIRE_ISS_IS_SUB": "false",
-                              "AUTH_SIDECAR_JWT_BEARER__MAX_LIFETIME": "43200",
-                              "AUTH_SIDECAR_JWT_BEARER__KID_FROM_PAYLOAD": "true"})
+                              "AUTH_SIDECAR_JWT_BEARER__MAX_LIFETIME": "43200"})
     stack.admin = Admin(stack.sidecar.http)
     yield stack
     stop_stack(stack)
