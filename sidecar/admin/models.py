@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -56,6 +57,10 @@ class ClientIn(BaseModel):
     grant_types: list[str] = Field(min_length=1)
     scopes: list[str] = Field(default_factory=list, max_length=100)
     access_token_ttl: int | None = Field(None, ge=1, le=86_400)
+    # docs/token-service.md#refresh-policy; `client_id`: keep an id the client already has (seed 004)
+    refresh_policy: Literal["always", "offline", "never", "held"] = "always"
+    refresh_rotation: bool = True
+    client_id: str | None = Field(None, pattern=_ID.pattern)
 
     _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
 

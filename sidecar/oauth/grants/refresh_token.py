@@ -47,7 +47,7 @@ class RefreshTokenGrant(Grant[Rotating]):
         if presented is None:
             raise InvalidGrant("refresh token is malformed")
         record = prefetched  # read with the client: `prefetch` named it
-        if record is None:
+        if record is None or record.held:  # a held token is traded by access token (held_refresh.py)
             raise InvalidGrant("refresh token is unknown")
         if record.client_id != client.client_id:
             raise InvalidGrant("refresh token was issued to another client")
