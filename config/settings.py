@@ -108,6 +108,15 @@ class RefreshSettings(BaseModel):
     reuse_grace_seconds: float = Field(5.0, ge=0, le=300)
 
 
+class WazoApiSettings(BaseModel):
+    """The Wazo-style token API under /api/auth/0.1 (docs/token-service.md#wazo-style-token-api)."""
+
+    model_config = _FROZEN
+    enabled: bool = False
+    # the client a login without `client_id` is issued for (its tenant, scopes and policy apply)
+    default_client_id: str | None = None
+
+
 class PasswordHashing(BaseModel):
     """argon2id parameters; defaults are OWASP's (m=19 MiB, t=2, p=1)."""
 
@@ -177,6 +186,7 @@ class Settings(BaseModel):
     refresh_token_ttl_seconds: int = Field(86_400, ge=1)
     offline_refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=1)
     refresh: RefreshSettings = RefreshSettings()
+    wazo_api: WazoApiSettings = WazoApiSettings()
     password_hashing: PasswordHashing = PasswordHashing()
     credentials_service_url: str | None = None
     # failed logins, per (account, source address) and per source address: past the free ones,
