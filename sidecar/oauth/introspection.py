@@ -58,8 +58,8 @@ class TokenInspector:
         if presented is None:
             return None
         record = await self.ctx.store.get_refresh(*presented.key())
-        if record is None or record.used or record.family_expires_at <= time.time():
-            return None
+        if record is None or record.used or record.held or record.family_expires_at <= time.time():
+            return None  # a held token is never handed out: it is no token anyone can present
         if await self.ctx.store.family_revoked(record.family):
             return None
         if await self.ctx.store.is_revoked(None, record.subject, record.client_id, record.created):

@@ -112,3 +112,15 @@ def test_refresh_token_in_x_auth_token_is_401_and_the_access_token_works(wazo):
     data = create(wazo, app, {"client_id": app.client_id, "access_type": "offline"}).json()["data"]
     assert httpx.get(wazo.http + "/ext_authz/x", headers={"x-auth-token": data["refresh_token"]}).status_code == 401
     assert httpx.get(wazo.http + "/ext_authz/x", headers={"x-auth-token": data["token"]}).status_code == 200
+
+
+def test_the_client_decides_the_tenant(wazo):
+    app = wazo_app(wazo)
+    same = create(wazo, app, {"client_id": app.client_id}, **{"Wazo-Tenant": app.tenant})
+    assert same.status_code == 200, same.text
+    other = create(wazo, app, {"client_id": app.client_id}, **{"Wazo-Tenant": "someone-else"})
+    assert other.status_code == 400 and "Wazo-Tenant" in other.json()["error_description"]
+    unknown = create(wazo, app, {"client_id": "no-such-app"})
+    assert unknown.status_code == 400 and "client_id" in unknown.json()["error_description"]
+    nameless = create(wazo, app, {})  # no client_id and no wazo_api.default_client_id
+    assert nameless.status_code == 400 and "client_id" in nameless.json()["error_description"]
