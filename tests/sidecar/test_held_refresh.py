@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+import uuid
 
 import httpx
 import jwt
 
 from tests.support.net import wait_until
-from tests.support.oauth import authz, login
+from tests.support.oauth import ADMIN_TOKEN, authz, login
+from tests.support.processes import ROOT
 
 HELD = "urn:auth-sidecar:grant-type:held-refresh"
 
@@ -107,3 +112,20 @@ def test_no_implicit_offline_access_and_capped_lifetimes(svc):
     assert login(svc.http, app, expires_in="100000").json()["expires_in"] == 600  # never past the client's maximum
     bad = login(svc.http, app, expiration="soon")
     assert bad.status_code == 400 and "expiration" in bad.json()["error_description"]
+
+
+def test_the_cli_makes_a_held_client_and_the_api_refuses_a_held_policy_without_its_grant(svc):
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    svc.admin.post("/admin/tenants", {"id": tenant, "name": tenant})
+    done = subprocess.run([sys.executable, "-m", "sidecar.cli", "admin", "--url", svc.http, "--token", ADMIN_TOKEN,
+                           "create-client", tenant, "venue", "--grant-types", f"password {HELD}",
+                           "--refresh-policy", "held", "--client-id", f"venue-{tenant}"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["client_id"] == f"venue-{tenant}"
+    refused = svc.admin.http.post(f"/admin/tenants/{tenant}/clients", json={
+        "name": "x", "grant_types": ["password", "refresh_token"], "refresh_policy": "held"})
+    assert refused.status_code == 422 and HELD in refused.json()["error_description"]
+    taken = svc.admin.http.post(f"/admin/tenants/{tenant}/clients", json={
+        "name": "x", "grant_types": ["password"], "client_id": f"venue-{tenant}"})
+    assert taken.status_code == 409
