@@ -120,6 +120,15 @@ class JwtBearerSettings(BaseModel):
     kid_from_payload: bool = True  # a payload kid is used when the JWS header has none (the contract; SDKs do so)
 
 
+class WazoApiSettings(BaseModel):
+    """The Wazo-style token API under /api/auth/0.1 (docs/token-service.md#wazo-style-token-api)."""
+
+    model_config = _FROZEN
+    enabled: bool = False
+    # the client a login without `client_id` is issued for (its tenant, scopes and policy apply)
+    default_client_id: str | None = None
+
+
 class PasswordHashing(BaseModel):
     """argon2id parameters; defaults are OWASP's (m=19 MiB, t=2, p=1)."""
 
@@ -190,6 +199,7 @@ class Settings(BaseModel):
     offline_refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=1)
     refresh: RefreshSettings = RefreshSettings()
     jwt_bearer: JwtBearerSettings = JwtBearerSettings()
+    wazo_api: WazoApiSettings = WazoApiSettings()
     password_hashing: PasswordHashing = PasswordHashing()
     credentials_service_url: str | None = None
     # failed logins, per (account, source address) and per source address: past the free ones,

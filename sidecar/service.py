@@ -38,6 +38,9 @@ def routes(ctx: OAuthContext, verifier: JwtVerifier, keyring: KeyRing) -> list[R
         Route("/.well-known/openid-configuration", oidc),
         Route("/openapi.json", openapi),
     ]
+    if ctx.settings.wazo_api.enabled:
+        from sidecar.oauth.wazo import WazoApi
+        found += WazoApi(ctx, inspector).routes()
     if ctx.settings.admin_token is not None:
         found += AdminApi(ctx, ctx.settings.admin_token.get_secret_value()).routes()
     return found

@@ -17,7 +17,8 @@ from sidecar.oauth import responses
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.endpoint import authenticate, guarded
 from sidecar.oauth.errors import UnsupportedTokenType
-from sidecar.oauth.issuer import looks_like_refresh_token, parse_refresh_token
+from sidecar.oauth.grants.held_refresh import held_claims
+from sidecar.oauth.issuer import HELD_CLAIM, looks_like_refresh_token, parse_refresh_token
 from sidecar.oauth.params import read_params, required
 from sidecar.store.records import Client, RefreshRecord
 
@@ -57,8 +58,8 @@ class TokenInspector:
         if presented is None:
             return None
         record = await self.ctx.store.get_refresh(*presented.key())
-        if record is None or record.used or record.family_expires_at <= time.time():
-            return None
+        if record is None or record.used or record.held or record.family_expires_at <= time.time():
+            return None  # a held token is never handed out: it is no token anyone can present
         if await self.ctx.store.family_revoked(record.family):
             return None
         if await self.ctx.store.is_revoked(None, record.subject, record.client_id, record.created):
@@ -103,6 +104,13 @@ class IntrospectionEndpoint(_TokenRequestEndpoint):
 
 class RevocationEndpoint(_TokenRequestEndpoint):
     async def answer(self, caller: Client, token: str) -> Response:
+        held = await held_claims(self.ctx, token)  # a held session's access token: logout ends its family
+        if held is not None and _owned(caller, held.get("client_id")):
+            s = self.ctx.settings
+            until = time.time() + max(s.refresh_token_ttl_seconds, s.offline_refresh_token_ttl_seconds)
+            await self.ctx.revoker.family(held[HELD_CLAIM], until)
+            await self.ctx.revoker.access_tokens([(str(held.get("jti")), float(held.get("exp", 0)))])
+            return Response(status_code=200, headers=responses.NO_STORE)
         claims = await self.inspector.access(token)
         if claims is not None and _owned(caller, claims.get("client_id")):
             await self.ctx.revoker.access_tokens([(claims["jti"], float(claims["exp"]))])

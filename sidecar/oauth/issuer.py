@@ -15,6 +15,9 @@ from sidecar.store.base import RefreshKey
 from sidecar.store.records import RefreshRecord
 
 REFRESH_PREFIX = "rt1"
+# an access token of a held family (grants/held_refresh.py) names its family in this claim;
+# the family id is no secret (a refresh token carries it in clear too)
+HELD_CLAIM = "sid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +87,19 @@ def looks_like_refresh_token(token: str) -> bool:
     return parse_refresh_token(token) is not None
 
 
+def new_family() -> str:
+    return secrets.token_hex(12)
+
+
 def new_refresh_token(*, client_id: str, tenant: str, subject: str, scope: str, family_expires_at: float,
-                      family: str | None = None, org_id: str | None = None, project_ids: tuple[str, ...] = ()
-                      ) -> tuple[str, RefreshRecord]:
-    """A new token (of a new family unless `family` is given) and the record the store keeps."""
-    family = family or secrets.token_hex(12)
-    secret = secrets.token_urlsafe(32)
+                      family: str | None = None, org_id: str | None = None, project_ids: tuple[str, ...] = (),
+                      secret: str | None = None) -> tuple[str, RefreshRecord]:
+    """A new token (of a new family unless `family` is given) and the record the store keeps.
+    `secret` given: a held family's token, whose secret is its access token's jti (never sent)."""
+    family = family or new_family()
+    held = secret is not None
+    secret = secret or secrets.token_urlsafe(32)
     record = RefreshRecord(digest=digest(secret), family=family, client_id=client_id, tenant=tenant,
                            subject=subject, scope=scope, family_expires_at=family_expires_at, created=time.time(),
-                           org_id=org_id, project_ids=tuple(project_ids))
+                           org_id=org_id, project_ids=tuple(project_ids), held=held)
     return f"{REFRESH_PREFIX}-{family}-{secret}", record

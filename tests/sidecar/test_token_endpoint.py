@@ -109,7 +109,7 @@ def test_scope_may_narrow_never_widen(svc):
     assert wide.status_code == 400 and wide.json()["error"] == "invalid_scope"
     bad = login(svc.http, app, scope='re"ad')
     assert bad.json()["error"] == "invalid_scope"
-    assert login(svc.http, app).json()["scope"] == "offline_access read"
+    assert login(svc.http, app).json()["scope"] == "read"  # offline_access only when asked for
 
 
 def test_expires_in_may_shorten_never_lengthen(svc):

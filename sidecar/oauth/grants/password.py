@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant
-from sidecar.oauth.grants.base import Grant, Validated, access_ttl, granted_scopes
+from sidecar.oauth.grants.base import Grant, Validated, access_ttl, login_scopes, refresh_for_login
 from sidecar.oauth.params import Params, required
 from sidecar.store.records import Client, RefreshRecord
 
@@ -27,7 +27,7 @@ class PasswordGrant(Grant[Validated]):
             await ctx.throttle.failed("user", keys)
             raise InvalidGrant("invalid username or password")
         await ctx.throttle.succeeded(keys, failures)
-        granted = granted_scopes(params.get("scope"), client.scopes, user.scopes)
+        granted = login_scopes(params.get("scope"), client.scopes, user.scopes)
         return Validated(subject=user.subject, client_id=client.client_id, tenant=tenant, scope=granted,
                          ttl=access_ttl(ctx, client, params), org_id=user.org_id, project_ids=user.project_ids,
-                         with_refresh="refresh_token" in client.grant_types)
+                         **refresh_for_login(client, params, granted))

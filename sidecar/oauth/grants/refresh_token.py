@@ -17,7 +17,7 @@ from sidecar.oauth import successor
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant
 from sidecar.oauth.grants.base import Grant, TokenAnswer, Validated, access_ttl, granted_scopes, token_answer
-from sidecar.oauth.issuer import new_refresh_token, parse_refresh_token
+from sidecar.oauth.issuer import REFRESH_PREFIX, new_refresh_token, parse_refresh_token
 from sidecar.oauth.params import Params, required
 from sidecar.store.base import RefreshKey
 from sidecar.store.records import Client, RefreshRecord
@@ -31,6 +31,7 @@ class Rotating(Validated):
 
     old: RefreshRecord
     secret: str = field(repr=False)  # the presented token's secret: its successor is sealed under it
+    rotate: bool = True  # the client's refresh_rotation: off, the same token stays valid (Wazo's way)
 
 
 class RefreshTokenGrant(Grant[Rotating]):
@@ -47,7 +48,7 @@ class RefreshTokenGrant(Grant[Rotating]):
         if presented is None:
             raise InvalidGrant("refresh token is malformed")
         record = prefetched  # read with the client: `prefetch` named it
-        if record is None:
+        if record is None or record.held:  # a held token is traded by access token (held_refresh.py)
             raise InvalidGrant("refresh token is unknown")
         if record.client_id != client.client_id:
             raise InvalidGrant("refresh token was issued to another client")
@@ -56,12 +57,15 @@ class RefreshTokenGrant(Grant[Rotating]):
         granted = granted_scopes(params.get("scope"), record.scope.split())
         return Rotating(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
                         scope=granted, ttl=access_ttl(ctx, client, params), org_id=record.org_id,
-                        project_ids=record.project_ids, with_refresh=True, old=record, secret=presented.secret)
+                        project_ids=record.project_ids, with_refresh=True, old=record, secret=presented.secret,
+                        rotate=client.refresh_rotation)
 
     async def issue(self, ctx: OAuthContext, v: Rotating) -> TokenAnswer:
         old, secret = v.old, v.secret
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids)
+        if not v.rotate:
+            return await self._keep(ctx, v, token.token, (token.claims["jti"], token.claims["exp"]))
         rt, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
                                     scope=" ".join(sorted(v.scope)), family_expires_at=old.family_expires_at,
                                     family=old.family, org_id=old.org_id, project_ids=old.project_ids)
@@ -90,4 +94,19 @@ class RefreshTokenGrant(Grant[Rotating]):
             raise InvalidGrant(f"refresh token is {rotation.outcome}")
         answer = token_answer(token.token, v)
         answer["refresh_token"] = rt
+        return answer
+
+    async def _keep(self, ctx: OAuthContext, v: Rotating, access_token: str, access: tuple[str, float]) -> TokenAnswer:
+        """A client with rotation off: the same refresh token again, the new access token added
+        to its family (revoking the family revokes it too). Used tokens stay refused: a token
+        rotated before the client's rotation was turned off is not brought back."""
+        old = v.old
+        if old.used:
+            raise InvalidGrant("refresh token was already used")
+        if await ctx.store.family_revoked(old.family) or await ctx.store.is_revoked(
+                None, old.subject, old.client_id, old.created):
+            raise InvalidGrant("refresh token has been revoked")
+        await ctx.store.put_refresh(old, access)
+        answer = token_answer(access_token, v)
+        answer["refresh_token"] = f"{REFRESH_PREFIX}-{old.family}-{v.secret}"
         return answer
