@@ -3,7 +3,6 @@ in one shell, against a real `auth-sidecar serve` on the memory store and on Red
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import jwt
 import pytest
 
 from authz.keys import write_new_key
+from tests.sidecar.test_docs_examples import json_objects
 from tests.support.oauth import ADMIN_TOKEN
 from tests.support.processes import ROOT, Sidecar
 
@@ -26,19 +26,6 @@ def section(title_start: str) -> str:
 
 def blocks(title_start: str) -> list[str]:
     return re.findall(r"```sh\n(.*?)```", section(title_start), re.S)
-
-
-def json_objects(text: str) -> list[dict]:
-    decoder, found, i = json.JSONDecoder(), [], 0
-    while (i := text.find("{", i)) != -1:
-        try:
-            obj, end = decoder.raw_decode(text, i)
-        except ValueError:
-            i += 1
-            continue
-        found.append(obj)
-        i = end
-    return found
 
 
 def run(sidecar: Sidecar, cwd: Path, title_start: str) -> list[str]:
