@@ -124,9 +124,11 @@ from config import load_settings
 from sidecar import cli, server  # everything `serve` loads
 from sidecar.container import build, faces
 from transport.sockets import Acceptor, bind
+from harness.net import free_port
 
 async def main():
-    settings = load_settings(environ={"AUTH_SIDECAR_GRPC_LISTEN": "127.0.0.1:0", "AUTH_SIDECAR_HTTP_LISTEN": "127.0.0.1:0"})
+    settings = load_settings(environ={"AUTH_SIDECAR_GRPC_LISTEN": f"127.0.0.1:{free_port()}",
+                                      "AUTH_SIDECAR_HTTP_LISTEN": f"127.0.0.1:{free_port()}"})
     c = build(settings)
     faces(c, Acceptor(bind(settings.grpc_listen)), Acceptor(bind(settings.http_listen)))
     await c.start()
@@ -150,8 +152,7 @@ def test_with_tracing_off_opentelemetry_is_never_imported():
 
 def test_tracing_on_without_the_packages_is_one_config_error():
     code = "import sys; sys.modules['opentelemetry'] = None\nfrom sidecar.cli import main\nsys.exit(main(['serve']))"
-    done = run_python(code, {"AUTH_SIDECAR_TRACING__ENABLED": "true", "AUTH_SIDECAR_HTTP_LISTEN": "127.0.0.1:0",
-                             "AUTH_SIDECAR_GRPC_LISTEN": "127.0.0.1:0"})
+    done = run_python(code, {"AUTH_SIDECAR_TRACING__ENABLED": "true"})  # refused before any port is bound
     assert done.returncode == 2
     assert done.stderr.strip() == ("auth-sidecar: config error: tracing.enabled: the OpenTelemetry packages are not "
                                    "installed (pip install 'auth-sidecar[tracing]')")
