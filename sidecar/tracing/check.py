@@ -33,27 +33,29 @@ class TracedEngine:
         return await settled(self.check_now(req, mode))
 
     def check_now(self, req: AuthRequest, mode: str = "grpc") -> NowOrLater[Checked]:
-        span = self._tracer.start_span(SPAN, context=_PROPAGATOR.extract(req.headers), kind=SpanKind.SERVER,
-                                       attributes={"authz.mode": mode})
+        span = self._tracer.start_span(SPAN, context=_PROPAGATOR.extract(req.headers), kind=SpanKind.SERVER)
         metrics = self._engine.metrics
         hits = metrics.cache_hits  # counted by the engine on a hit only: one loop, no race
         found = self._engine.check_now(req, mode)
         if type(found) is Later:
-            return self._later(span, found)  # type: ignore[arg-type]
-        _end(span, found, metrics.cache_hits != hits)  # type: ignore[arg-type]
+            return self._later(span, found, mode)  # type: ignore[arg-type]
+        _end(span, found, mode, metrics.cache_hits != hits)  # type: ignore[arg-type]
         return found
 
     @staticmethod
-    async def _later(span: Any, pending: Any) -> Checked:
+    async def _later(span: Any, pending: Any, mode: str) -> Checked:
         with use_span(span, end_on_exit=False):  # what the verification traces is its child
             found = await pending
-        _end(span, found, False)
+        _end(span, found, mode, False)
         return found
 
 
-def _end(span: Any, found: Checked, cache_hit: bool) -> None:
+def _end(span: Any, found: Checked, mode: str, cache_hit: bool) -> None:
+    """All attributes in one call, made only for a recorded span: the SDK validates each value it is given."""
+    if not span.is_recording():
+        return span.end()
     decision = found[0]
-    span.set_attributes({"authz.decision": "allow" if decision.allowed else "deny",
+    span.set_attributes({"authz.mode": mode, "authz.decision": "allow" if decision.allowed else "deny",
                          "authz.status": decision.status, "authz.reason": decision.reason,
                          "authz.cache_hit": cache_hit})
     span.end()
