@@ -151,6 +151,23 @@ class KeySettings(BaseModel):
     max_token_lifetime: int | None = Field(None, ge=1)
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry spans (Check, token request, store call); off by default. Needs the
+    `tracing` extra (pip install 'auth-sidecar[tracing]') when enabled."""
+
+    model_config = _FROZEN
+    enabled: bool = False
+    # otlp: OTLP/HTTP protobuf to `endpoint`; console: one JSON object per span on stdout;
+    # none: spans are made (and propagate) but not exported
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    # the OTLP/HTTP traces URL; unset: the SDK's own (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT /
+    # OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318/v1/traces)
+    endpoint: str | None = None
+    # the share of new traces recorded; a caller's sampled flag (traceparent) is followed
+    sample_ratio: float = Field(1.0, ge=0, le=1)
+    service_name: str = Field("auth-sidecar", min_length=1)
+
+
 class Settings(BaseModel):
     model_config = _FROZEN
 
@@ -210,6 +227,7 @@ class Settings(BaseModel):
     login_lockout_seconds: int = Field(60, ge=1)
     login_failure_window_seconds: int = Field(900, ge=1)
     max_body_bytes: int = Field(65_536, ge=1024)
+    tracing: TracingSettings = TracingSettings()
 
     _check_listen = field_validator("grpc_listen", "http_listen")(lambda cls, v: _listen(v))
 

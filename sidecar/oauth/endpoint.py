@@ -51,10 +51,14 @@ class TokenEndpoint:
         grant = GRANTS.get(grant_type)
         if grant is None:
             raise UnsupportedGrantType(f"grant_type {grant_type[:64]} is not supported")
+        request.state.grant_type = grant_type  # for the token request span (sidecar/tracing/token.py)
         client, prefetched = await authenticate(ctx, request, params, grant.client_required, grant.prefetch(params))
+        if client is not None:
+            request.state.client_id = client.client_id
         if client is not None and grant_type not in client.grant_types:
             raise UnauthorizedClient(f"this client may not use grant_type {grant_type}")
         validated = await grant.validate(ctx, request, params, client, prefetched)
+        request.state.client_id = validated.client_id
         answer = await grant.issue(ctx, validated)
         ctx.metrics.issued.labels(grant_type, validated.client_id).inc()
         return responses.ok(answer)
