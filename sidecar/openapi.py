@@ -7,6 +7,7 @@ from typing import Any
 
 from sidecar.admin import models, views
 from sidecar.oauth.grants import GRANTS
+from sidecar.oauth.grants.base import HELD_REFRESH
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -61,7 +62,8 @@ def _record(props: dict[str, Any]) -> dict[str, Any]:
 
 _TENANT = _record({"id": _S, "name": _S, "disabled": _BOOL, "created": _TIME})
 _CLIENT = _record({"client_id": _S, "tenant": _S, "name": _S, "grant_types": _LIST, "scopes": _LIST,
-                   "access_token_ttl": {"type": ["integer", "null"]}, "disabled": _BOOL, "created": _TIME})
+                   "access_token_ttl": {"type": ["integer", "null"]}, "refresh_policy": _S,
+                   "refresh_rotation": _BOOL, "disabled": _BOOL, "created": _TIME})
 _USER = _record({"id": _S, "tenant": _S, "username": _S, "org_id": {"type": ["string", "null"]},
                  "project_ids": _LIST, "scopes": _LIST, "disabled": _BOOL, "created": _TIME})
 _SERVICE_USER = _record({"id": _S, "tenant": _S, "name": _S, "org_id": _S, "project_ids": _LIST, "scopes": _LIST,
@@ -148,10 +150,16 @@ def _admin_paths() -> dict[str, Any]:
             "delete": _delete("delete a user", t + "/users/{id}")},
         t + "/clients": {
             "get": _list("a tenant's clients", t + "/clients", _CLIENT),
-            "post": _create("create a client", t + "/clients", _obj(
+            "post": _create("create a client", t + "/clients", {**_obj(
                 {"name": _NAME, "grant_types": grant_types, "scopes": _SCOPES,
-                 "access_token_ttl": {**_TTL, "type": ["integer", "null"]}}, ["name", "grant_types"]),
-                _obj({"client_id": _S, "client_secret": _S}))},
+                 "access_token_ttl": {**_TTL, "type": ["integer", "null"]},
+                 "refresh_policy": {"type": "string", "enum": ["always", "offline", "never", "held"]},
+                 "refresh_rotation": _BOOL,
+                 "client_id": {"type": ["string", "null"], "pattern": models.ID}}, ["name", "grant_types"]),
+                # refresh_policy held needs the held-refresh grant
+                "if": {"properties": {"refresh_policy": {"const": "held"}}, "required": ["refresh_policy"]},
+                "then": {"properties": {"grant_types": {"contains": {"const": HELD_REFRESH}}}}},
+                _obj({"client_id": _S, "client_secret": _S}), conflict="a client with that client_id exists")},
         t + "/clients/{client_id}": {
             "get": _get("a client (never its secret)", t + "/clients/{client_id}", _CLIENT),
             "patch": _patch("change a client; disabling revokes its tokens", t + "/clients/{client_id}",
@@ -194,9 +202,11 @@ def _admin_paths() -> dict[str, Any]:
 
 def openapi_document(issuer: str) -> dict[str, Any]:
     token_form = _obj({"grant_type": {"type": "string", "enum": [
-        "password", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"]},
-        "username": _S, "password": _S, "scope": _S, "refresh_token": _S, "assertion": _S,
-        "client_id": _S, "client_secret": _S, "expires_in": _S}, ["grant_type"])
+        "password", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "urn:auth-sidecar:grant-type:held-refresh"]},
+        "username": _S, "password": _S, "scope": _S, "refresh_token": _S, "assertion": _S, "access_token": _S,
+        "client_id": _S, "client_secret": _S, "expires_in": _S, "expiration": _S,
+        "access_type": {"type": "string", "enum": ["online", "offline"]}}, ["grant_type"])
     token_answer = _obj({"access_token": _S, "token_type": _S, "expires_in": {"type": "integer"},
                          "refresh_token": _S, "scope": _S}, ["access_token", "token_type", "expires_in"])
     form = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": token_form},

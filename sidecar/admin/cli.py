@@ -149,9 +149,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="grant types it may use, " + _LIST_HELP.split(";")[0] + " (default: 'password refresh_token')")
     c.add_argument("--scopes", help="scopes it may ask for, " + _LIST_HELP.split(";")[0])
     c.add_argument("--access-token-ttl", type=int, help="its access tokens' lifetime in seconds (1-86400)")
+    c.add_argument("--refresh-policy", choices=["always", "offline", "never", "held"],
+                   help="when a password login gets a refresh token (docs/token-service.md#refresh-policy)")
+    c.add_argument("--no-refresh-rotation", action="store_true", help="a refresh keeps the same refresh token")
+    c.add_argument("--client-id", help="keep an id the application already uses (default: a new random one)")
     c.set_defaults(func=lambda a: _call(a, "POST", f"/admin/tenants/{_seg(a.tenant)}/clients", {
         "name": a.name, "grant_types": _split(a.grant_types), "scopes": _split(a.scopes),
-        **({"access_token_ttl": a.access_token_ttl} if a.access_token_ttl else {})}))
+        **({"access_token_ttl": a.access_token_ttl} if a.access_token_ttl else {}),
+        **({"refresh_policy": a.refresh_policy} if a.refresh_policy else {}),
+        **({"refresh_rotation": False} if a.no_refresh_rotation else {}),
+        **({"client_id": a.client_id} if a.client_id else {})}))
 
     c = cmds.add_parser("create-service-user", help="create a service user in a tenant (prints its id)")
     c.add_argument("tenant", help="the tenant's id")

@@ -7,11 +7,12 @@ states exactly what is refused."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from sidecar.oauth.grants import GRANTS
+from sidecar.oauth.grants.base import HELD_REFRESH
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a tenant id
 # names, titles, usernames, org and project ids: no control characters, nothing blank at either end
@@ -70,8 +71,18 @@ class ClientIn(BaseModel):
     grant_types: GrantTypes
     scopes: Scopes = Field(default_factory=list)
     access_token_ttl: Ttl | None = None
+    # docs/token-service.md#refresh-policy; `client_id`: keep an id the client already has (seed 004)
+    refresh_policy: Literal["always", "offline", "never", "held"] = "always"
+    refresh_rotation: bool = True
+    client_id: str | None = Field(None, pattern=ID)
 
     _v_grants = field_validator("grant_types")(classmethod(lambda cls, v: _grant_types(v)))
+
+    @model_validator(mode="after")
+    def _held(self) -> "ClientIn":
+        if self.refresh_policy == "held" and HELD_REFRESH not in self.grant_types:
+            raise ValueError(f"refresh_policy held needs the grant type {HELD_REFRESH}")
+        return self
 
 
 class ServiceUserIn(BaseModel):

@@ -25,7 +25,8 @@ def tenant(t: Tenant) -> dict[str, Any]:
 
 def client(c: Client) -> dict[str, Any]:
     return {"client_id": c.client_id, "tenant": c.tenant, "name": c.name, "grant_types": list(c.grant_types),
-            "scopes": list(c.scopes), "access_token_ttl": c.access_token_ttl, "disabled": c.disabled,
+            "scopes": list(c.scopes), "access_token_ttl": c.access_token_ttl, "refresh_policy": c.refresh_policy,
+            "refresh_rotation": c.refresh_rotation, "disabled": c.disabled,
             "created": _when(c.created)}
 
 

@@ -38,6 +38,10 @@ class Client:
     access_token_ttl: int | None = None
     service_user_id: str | None = None  # set for a service user's secret
     title: str = ""
+    # when a password login gets a refresh token (docs/token-service.md#refresh-policy):
+    # "always" (the default, as before the setting existed), "offline", "never" or "held"
+    refresh_policy: str = "always"
+    refresh_rotation: bool = True  # False: a refresh keeps the same refresh token (Wazo's own behaviour)
     disabled: bool = False  # no token for it (invalid_client)
 
 
@@ -91,3 +95,4 @@ class RefreshRecord:
     used: bool = False
     org_id: str | None = None
     project_ids: tuple[str, ...] = ()
+    held: bool = False  # kept by the service, traded by access token (grants/held_refresh.py)
