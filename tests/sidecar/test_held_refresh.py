@@ -125,7 +125,7 @@ def test_the_cli_makes_a_held_client_and_the_api_refuses_a_held_policy_without_i
     assert json.loads(done.stdout)["client_id"] == f"venue-{tenant}"
     refused = svc.admin.http.post(f"/admin/tenants/{tenant}/clients", json={
         "name": "x", "grant_types": ["password", "refresh_token"], "refresh_policy": "held"})
-    assert refused.status_code == 422 and HELD in refused.json()["error_description"]
+    assert refused.status_code == 400 and HELD in refused.json()["error_description"]
     taken = svc.admin.http.post(f"/admin/tenants/{tenant}/clients", json={
         "name": "x", "grant_types": ["password"], "client_id": f"venue-{tenant}"})
     assert taken.status_code == 409
