@@ -146,7 +146,8 @@ class AdminApi:
         client = Client(client_id=body.client_id or secrets.token_urlsafe(12), tenant=tenant.id, name=body.name,
                         grant_types=tuple(body.grant_types), scopes=tuple(body.scopes), secret_digest=digest(secret),
                         created=time.time(), access_token_ttl=body.access_token_ttl,
-                        refresh_policy=body.refresh_policy, refresh_rotation=body.refresh_rotation)
+                        refresh_policy=body.refresh_policy, refresh_rotation=body.refresh_rotation,
+                        tenant_disabled=tenant.disabled)
         await self.store.put_client(client)
         return JSONResponse({"client_id": client.client_id, "client_secret": secret}, status_code=201,
                             headers=NO_STORE)
@@ -165,7 +166,8 @@ class AdminApi:
         tenant = await self._tenant(request)
         body = await self._body(request, ServiceUserIn)
         su = ServiceUser(id=str(uuid.uuid4()), tenant=tenant.id, name=body.name, org_id=body.org_id,
-                         created=time.time(), project_ids=tuple(body.project_ids), scopes=tuple(body.scopes))
+                         created=time.time(), project_ids=tuple(body.project_ids), scopes=tuple(body.scopes),
+                         tenant_disabled=tenant.disabled)
         await self.store.put_service_user(su)
         return JSONResponse({"id": su.id, "name": su.name, "org_id": su.org_id}, status_code=201)
 
@@ -288,7 +290,24 @@ class AdminApi:
         body = await self._body(request, TenantPatch)
         tenant = dataclasses.replace(tenant, **body.model_dump(include=body.model_fields_set))
         await self.store.put_tenant(tenant)
+        if "disabled" in body.model_fields_set:  # every time: a PATCH again completes one cut short
+            await self._copy_tenant_disabled(tenant)
         return JSONResponse(views.tenant(tenant))
+
+    async def _copy_tenant_disabled(self, tenant: Tenant) -> None:
+        """Copy the tenant's `disabled` into each of its clients and service users (a service
+        user's secrets are checked through it), a page at a time: the token path then reads
+        no tenant record."""
+        for kind, put in (("clients", self.store.put_client), ("service_users", self.store.put_service_user)):
+            after = None
+            while True:
+                page = await self.store.list_page(kind, tenant.id, 500, after)  # type: ignore[arg-type]
+                for record in page.items:
+                    if record.tenant_disabled != tenant.disabled:
+                        await put(dataclasses.replace(record, tenant_disabled=tenant.disabled))
+                if page.after is None:
+                    break
+                after = page.after
 
     async def patch_client(self, request: Request) -> Response:
         client = await self._client(request)

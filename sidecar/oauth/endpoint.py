@@ -12,7 +12,6 @@ from starlette.responses import Response
 from sidecar.oauth import responses
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import genuine_client
-from sidecar.oauth.disabled import tenant_disabled
 from sidecar.oauth.errors import (InvalidClient, OAuthError, TemporarilyUnavailable, UnauthorizedClient,
                                   UnsupportedGrantType)
 from sidecar.oauth.grants import GRANTS
@@ -81,6 +80,6 @@ async def authenticate(ctx: OAuthContext, request: Request, params: Params, requ
         await ctx.throttle.failed("client", keys)
         raise presented.rejected()
     await ctx.throttle.succeeded(keys, state.failures)
-    if client.disabled or await tenant_disabled(ctx.store, client.tenant):  # after the secret: tells only its holder
+    if client.disabled or client.tenant_disabled:  # after the secret: tells only its holder
         raise InvalidClient("client is disabled")
     return client, state.refresh

@@ -29,7 +29,6 @@ from starlette.routing import Route
 from authz import jose
 from sidecar.oauth import responses
 from sidecar.oauth.context import OAuthContext
-from sidecar.oauth.disabled import tenant_disabled
 from sidecar.oauth.endpoint import guarded
 from sidecar.oauth.errors import InvalidClient, InvalidGrant, InvalidRequest, UnauthorizedClient
 from sidecar.oauth.grants.base import Validated, access_ttl, login_scopes, refresh_for_login
@@ -115,7 +114,7 @@ class WazoApi:
         client = await self.ctx.store.get_client(client_id[:256])
         if client is None or client.service_user_id or "password" not in client.grant_types:
             raise InvalidRequest(f"client_id {client_id[:64]} is not a client of this service")
-        if client.disabled or await tenant_disabled(self.ctx.store, client.tenant):
+        if client.disabled or client.tenant_disabled:
             raise InvalidClient("client is disabled", headers=_CHALLENGE)
         return client
 

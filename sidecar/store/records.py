@@ -43,6 +43,7 @@ class Client:
     refresh_policy: str = "always"
     refresh_rotation: bool = True  # False: a refresh keeps the same refresh token (Wazo's own behaviour)
     disabled: bool = False  # no token for it (invalid_client)
+    tenant_disabled: bool = False  # its tenant's `disabled`, copied here: the token path reads no tenant
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class ServiceUser:
     project_ids: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
     disabled: bool = False  # no token for it, by secret or by key
+    tenant_disabled: bool = False  # its tenant's `disabled`, copied here: the token path reads no tenant
 
 
 @dataclass(frozen=True)

@@ -194,11 +194,21 @@ def test_a_disabled_service_user_gets_no_token(svc):
 
 def test_a_disabled_tenant_gets_no_token(svc):
     app = svc.admin.app()
+    su = svc.admin.post(f"/admin/tenants/{app.tenant}/service-users", {"name": "bot", "org_id": "o"})
+    secret = svc.admin.post(f"/admin/service-users/{su['id']}/secrets", {})
     assert patch(svc, f"/admin/tenants/{app.tenant}", {"disabled": True, "name": "Paused"})["name"] == "Paused"
     r = login(svc.http, app)
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    r = token(svc, secret["client_id"], secret["client_secret"], grant_type="client_credentials")
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    late = svc.admin.post(f"/admin/tenants/{app.tenant}/clients", {"name": "late", "grant_types": ["client_credentials"]})
+    r = token(svc, late["client_id"], late["client_secret"], grant_type="client_credentials")
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"  # made while the tenant was disabled
+
     patch(svc, f"/admin/tenants/{app.tenant}", {"disabled": False})
     assert login(svc.http, app).status_code == 200
+    assert token(svc, late["client_id"], late["client_secret"], grant_type="client_credentials").status_code == 200
+    assert token(svc, secret["client_id"], secret["client_secret"], grant_type="client_credentials").status_code == 200
 
 
 def _audit_lines(svc) -> list[dict]:

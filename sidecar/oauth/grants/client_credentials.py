@@ -22,7 +22,7 @@ class ClientCredentialsGrant(Grant[Validated]):
             su = await ctx.store.get_service_user(client.service_user_id)
             if su is None:
                 raise InvalidClient("the service user of this secret no longer exists")
-            if su.disabled:
+            if su.disabled or su.tenant_disabled:
                 raise InvalidClient("the service user of this secret is disabled")
             granted = granted_scopes(params.get("scope"), client.scopes, su.scopes)
             return Validated(subject=su.id, client_id=client.client_id, tenant=su.tenant, scope=granted, ttl=ttl,

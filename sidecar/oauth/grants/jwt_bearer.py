@@ -12,7 +12,6 @@ from authz import jose
 from authz.errors import TokenError
 from authz.keys import key_from_jwk
 from sidecar.oauth.context import OAuthContext
-from sidecar.oauth.disabled import tenant_disabled
 from sidecar.oauth.errors import InvalidGrant, InvalidRequest
 from sidecar.oauth.grants.base import Grant, Validated, access_ttl, granted_scopes
 from sidecar.oauth.params import Params
@@ -75,7 +74,7 @@ class JwtBearerGrant(Grant[Validated]):
         su = await ctx.store.get_service_user(principal)
         if su is None:
             raise InvalidGrant("service user no longer exists")
-        if su.disabled or await tenant_disabled(ctx.store, su.tenant):
+        if su.disabled or su.tenant_disabled:
             raise InvalidGrant("service user is disabled")
         if not await ctx.store.use_once(f"assertion:{principal}:{jti}", exp + leeway):
             raise InvalidGrant("assertion jti was already used")
