@@ -14,9 +14,10 @@ import pytest
 from sidecar.store.memory import MemoryStore
 from sidecar.store.records import Client, ServiceKey, ServiceUser, Tenant, User, to_dict
 from sidecar.store.redis_store import RedisStore
-from tests.redis.conftest import redis_cluster  # noqa: F401  (the session fixture)
+from tests.redis.conftest import redis_cluster  # the session fixture, used by name
 
-pytestmark = [pytest.mark.asyncio]
+__all__ = ["redis_cluster"]
+pytestmark = [pytest.mark.asyncio, pytest.mark.redis]
 
 
 @pytest.fixture(params=["memory", "redis", "cluster"])
