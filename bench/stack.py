@@ -58,7 +58,7 @@ class Stack:
         self.main = self.sidecar()
         ports = {name: free_port() for name in ("admin", "noauth", "jwt_authn", "jwt_authn_cached", "sidecar_grpc",
                                                 "sidecar_http", "floor_grpc", "floor_http", "ceiling_grpc",
-                                                "ceiling_http", *FLOORS, *CEILINGS)}
+                                                "ceiling_http", *FLOORS, *CEILINGS.values())}
         ports.update(sidecar_grpc_port=self.main.grpc_port, sidecar_http_port=self.main.http_port)
         for kind, name in zip(("grpc", "http"), FLOORS):
             self.procs.append(Proc([sys.executable, "-m", "bench.floors", kind, str(ports[name])]))
