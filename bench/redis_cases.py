@@ -41,7 +41,8 @@ from harness.processes import ROOT, Proc, Sidecar
 from harness.redis_cluster import RedisCluster
 from harness.redis_load import RefreshChains
 from harness.redis_sentinel import RedisSentinelSet
-from sidecar.oauth import refresh, successor
+from sidecar.oauth import successor
+from sidecar.oauth.issuer import new_refresh_token, parse_refresh_token
 from sidecar.store.redis_store import RedisStore, _fam, _rt
 
 WARM = 3000  # refresh tokens for the warm-up second of each round
@@ -54,7 +55,7 @@ async def _fill(url: str, client: App, n: int) -> list[str]:
     expires = time.time() + 3600
     try:
         for start in range(0, n, 500):
-            batch = [refresh.new(client_id=client.client_id, tenant="bench", subject="bench-user",
+            batch = [new_refresh_token(client_id=client.client_id, tenant="bench", subject="bench-user",
                                  scope="read write", family_expires_at=expires) for _ in range(min(500, n - start))]
             await asyncio.gather(*(store.put_refresh(record, (f"j-{record.family}", expires))
                                    for _, record in batch))
@@ -183,7 +184,7 @@ async def memory(url: str, n: int) -> dict:
     store = RedisStore.from_url(url)
     families = []
     for start in range(0, n, 500):
-        batch = [refresh.new(client_id="client-0123456789abcdef", tenant="tenant-1", subject="user-0123456789abcdef",
+        batch = [new_refresh_token(client_id="client-0123456789abcdef", tenant="tenant-1", subject="user-0123456789abcdef",
                              scope="openid read write offline_access", family_expires_at=expires)
                  for _ in range(min(500, n - start))]
         await asyncio.gather(*(store.put_refresh(r, (os.urandom(16).hex(), expires)) for _, r in batch))
@@ -203,8 +204,8 @@ async def memory(url: str, n: int) -> dict:
     for start in range(0, rotated_n, 500):
         jobs = []
         for rt, old in families[start:start + 500]:
-            secret = refresh.parse(rt)[1]
-            new_rt, new = refresh.new(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
+            secret = parse_refresh_token(rt).secret
+            new_rt, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
                                       scope=old.scope, family_expires_at=expires, family=old.family)
             successors[old.family] = new.digest
             jobs.append(store.rotate_refresh(old, new, (os.urandom(16).hex(), expires), time.time(), grace=300,

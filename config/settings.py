@@ -108,6 +108,27 @@ class RefreshSettings(BaseModel):
     reuse_grace_seconds: float = Field(5.0, ge=0, le=300)
 
 
+class JwtBearerSettings(BaseModel):
+    """What a service user's RFC 7523 assertion must carry. The defaults are RFC 7523's; the
+    relaxations let assertions built by existing SDKs through (frontier-go: no aud, iss is not
+    the service user, 12 h lifetime, kid in the payload too). `sub` is always the key's owner."""
+
+    model_config = _FROZEN
+    require_audience: bool = True  # false: an assertion without aud passes (one with aud is still checked)
+    max_lifetime: int = Field(3600, ge=1, le=7 * 86_400)  # exp at most this far ahead
+    require_iss_is_sub: bool = True  # false: any iss
+    kid_from_payload: bool = True  # a payload kid is used when the JWS header has none (the contract; SDKs do so)
+
+
+class WazoApiSettings(BaseModel):
+    """The Wazo-style token API under /api/auth/0.1 (docs/token-service.md#wazo-style-token-api)."""
+
+    model_config = _FROZEN
+    enabled: bool = False
+    # the client a login without `client_id` is issued for (its tenant, scopes and policy apply)
+    default_client_id: str | None = None
+
+
 class PasswordHashing(BaseModel):
     """argon2id parameters; defaults are OWASP's (m=19 MiB, t=2, p=1)."""
 
@@ -128,6 +149,23 @@ class KeySettings(BaseModel):
     # the longest lifetime of a token this service signs (tokens asking more are cut to it);
     # unset: access_token_ttl_seconds or one day, whichever is longer (a client's maximum)
     max_token_lifetime: int | None = Field(None, ge=1)
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry spans (Check, token request, store call); off by default. Needs the
+    `tracing` extra (pip install 'auth-sidecar[tracing]') when enabled."""
+
+    model_config = _FROZEN
+    enabled: bool = False
+    # otlp: OTLP/HTTP protobuf to `endpoint`; console: one JSON object per span on stdout;
+    # none: spans are made (and propagate) but not exported
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    # the OTLP/HTTP traces URL; unset: the SDK's own (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT /
+    # OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318/v1/traces)
+    endpoint: str | None = None
+    # the share of new traces recorded; a caller's sampled flag (traceparent) is followed
+    sample_ratio: float = Field(1.0, ge=0, le=1)
+    service_name: str = Field("auth-sidecar", min_length=1)
 
 
 class Settings(BaseModel):
@@ -177,6 +215,8 @@ class Settings(BaseModel):
     refresh_token_ttl_seconds: int = Field(86_400, ge=1)
     offline_refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=1)
     refresh: RefreshSettings = RefreshSettings()
+    jwt_bearer: JwtBearerSettings = JwtBearerSettings()
+    wazo_api: WazoApiSettings = WazoApiSettings()
     password_hashing: PasswordHashing = PasswordHashing()
     credentials_service_url: str | None = None
     # failed logins, per (account, source address) and per source address: past the free ones,
@@ -187,6 +227,7 @@ class Settings(BaseModel):
     login_lockout_seconds: int = Field(60, ge=1)
     login_failure_window_seconds: int = Field(900, ge=1)
     max_body_bytes: int = Field(65_536, ge=1024)
+    tracing: TracingSettings = TracingSettings()
 
     _check_listen = field_validator("grpc_listen", "http_listen")(lambda cls, v: _listen(v))
 

@@ -32,6 +32,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "memory:// (each would keep its own tenants, clients and tokens); use a redis:// store_url "
               "or workers: 1", file=sys.stderr)
         return 2
+    if settings.tracing.enabled:
+        from sidecar.tracing import require
+
+        try:
+            require()
+        except ConfigError as exc:
+            print(f"auth-sidecar: config error: {exc}", file=sys.stderr)
+            return 2
     try:
         from sidecar.container import load_keyring  # validate keys before forking workers
         if settings.keys_dir:

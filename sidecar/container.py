@@ -33,7 +33,7 @@ from sidecar.oauth.issuer import TokenIssuer
 from sidecar.oauth.metrics import OAuthMetrics
 from sidecar.oauth.revoker import Revoker
 from sidecar.oauth.throttle import LoginThrottle
-from sidecar.oauth.user_auth import RemoteCredentials, StoreCredentials
+from sidecar.oauth.credentials import RemoteCredentials, StoreCredentials
 from sidecar.store import Store, open_store
 from sidecar.store.timed import TimedStore
 from transport.grpc.authorization import AuthorizationService
@@ -74,6 +74,7 @@ class Container:
     readiness: list[Callable[[], Awaitable[bool]]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     draining: bool = False
+    tracing: Any = None  # sidecar/tracing/provider.py: Tracing, when tracing.enabled
 
     async def start(self) -> None:
         for source in self.jwks_sources:
@@ -143,8 +144,10 @@ class Container:
 
 
 def build(settings: Settings, keyring: KeyRing | None = None,
-          introspectors: list[Introspector] | None = None) -> Container:
-    """Everything but the transports, which need the sockets (`faces`)."""
+          introspectors: list[Introspector] | None = None, span_exporter: Any = None) -> Container:
+    """Everything but the transports, which need the sockets (`faces`). `span_exporter`: where
+    spans go instead of `tracing.exporter` (tests), when tracing is enabled."""
+    tracing = _tracing(settings, span_exporter)
     keyring = keyring or load_keyring(settings)
     metrics = AuthzMetrics()
     registry = CollectorRegistry()
@@ -164,28 +167,61 @@ def build(settings: Settings, keyring: KeyRing | None = None,
                     introspector=ChainIntrospector(chain), is_revoked=_revocation_check(settings, store))
     issuer = TokenIssuer(keyring, settings.issuer, settings.accepted_audiences[0], settings.max_token_lifetime)
     revoker = Revoker(store, cache)
-    oauth = _oauth_context(settings, store, issuer, revoker, http_client, registry)
-    http_check = HttpCheckApp(engine)
+    oauth = _oauth_context(settings, store, issuer, revoker, http_client, registry, tracing)
+    # the adapters' engine: traced only when tracing is on; off, they call the engine itself
+    checks: Any = engine if tracing is None else _traced_engine(engine, tracing)
+    http_check = HttpCheckApp(checks)
     c = Container(
         settings=settings, keyring=keyring, http_client=http_client, metrics=metrics, cache=cache, engine=engine,
-        authz_service=AuthorizationService(engine), http_check=http_check, issuer=issuer,
+        authz_service=AuthorizationService(checks), http_check=http_check, issuer=issuer,
         jwks_sources=jwks_sources, store=store, revoker=revoker, registry=registry, oauth=oauth, app=None,
-        readiness=[store.ping])
-    routes = service.routes(oauth, verifier, keyring)
+        readiness=[store.ping], tracing=tracing)
+    routes = service.routes(oauth, verifier, keyring, None if tracing is None else _token_span(tracing))
+    if tracing is not None:
+        c.closers.insert(0, tracing.close)  # closed last: the spans of the shutdown leave too
     c.app = build_app(http_check, c.ready, registry, keyring, routes)
     return c
 
 
 def _oauth_context(settings: Settings, store: Store, issuer: TokenIssuer, revoker: Revoker,
-                   http_client: httpx.AsyncClient, registry: CollectorRegistry) -> OAuthContext:
+                   http_client: httpx.AsyncClient, registry: CollectorRegistry, tracing: Any = None) -> OAuthContext:
     passwords = Passwords(settings.password_hashing)
     metrics = OAuthMetrics(registry)
-    timed = TimedStore(store, metrics.store_latency)
+    timed: Store = TimedStore(store, metrics.store_latency)
+    if tracing is not None:
+        from sidecar.tracing.store import TracedStore
+
+        timed = TracedStore(timed, tracing.tracer, settings.store_url.partition(":")[0])
     credentials = (RemoteCredentials(settings.credentials_service_url, http_client)
                    if settings.credentials_service_url else StoreCredentials(timed, passwords))
     return OAuthContext(settings=settings, store=timed, issuer=issuer, passwords=passwords,
                         credentials=credentials, metrics=metrics, revoker=revoker,
                         throttle=LoginThrottle(settings, timed, metrics))
+
+
+def _tracing(settings: Settings, exporter: Any = None) -> Any:
+    """The worker's tracer provider, or None when tracing is off (nothing of OpenTelemetry is
+    imported then). Built per worker: its export thread does not survive a fork."""
+    if not settings.tracing.enabled:
+        return None
+    from sidecar.tracing import require
+
+    require()
+    from sidecar.tracing.provider import Tracing
+
+    return Tracing(settings.tracing, exporter)
+
+
+def _traced_engine(engine: Engine, tracing: Any) -> Any:
+    from sidecar.tracing.check import TracedEngine
+
+    return TracedEngine(engine, tracing.tracer)
+
+
+def _token_span(tracing: Any) -> Callable[[Any], Any]:
+    from sidecar.tracing.token import traced_token
+
+    return lambda handle: traced_token(handle, tracing.tracer)
 
 
 class GrpcFace(Protocol):

@@ -44,9 +44,11 @@ def _delete(summary: str) -> dict[str, Any]:
 
 def openapi_document(issuer: str) -> dict[str, Any]:
     token_form = _obj({"grant_type": {"type": "string", "enum": [
-        "password", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"]},
-        "username": _S, "password": _S, "scope": _S, "refresh_token": _S, "assertion": _S,
-        "client_id": _S, "client_secret": _S, "expires_in": _S}, ["grant_type"])
+        "password", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "urn:auth-sidecar:grant-type:held-refresh"]},
+        "username": _S, "password": _S, "scope": _S, "refresh_token": _S, "assertion": _S, "access_token": _S,
+        "client_id": _S, "client_secret": _S, "expires_in": _S, "expiration": _S,
+        "access_type": {"type": "string", "enum": ["online", "offline"]}}, ["grant_type"])
     token_answer = _obj({"access_token": _S, "token_type": _S, "expires_in": {"type": "integer"},
                          "refresh_token": _S, "scope": _S}, ["access_token", "token_type", "expires_in"])
     form = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": token_form},

@@ -122,9 +122,12 @@ class AdminApi:
         tenant = await self._tenant(request)
         body = await self._body(request, ClientIn)
         secret = new_secret()
-        client = Client(client_id=secrets.token_urlsafe(12), tenant=tenant.id, name=body.name,
+        if body.client_id and await self.store.get_client(body.client_id) is not None:
+            raise AdminError(409, "conflict", f"client {body.client_id} exists")
+        client = Client(client_id=body.client_id or secrets.token_urlsafe(12), tenant=tenant.id, name=body.name,
                         grant_types=tuple(body.grant_types), scopes=tuple(body.scopes), secret_digest=digest(secret),
-                        created=time.time(), access_token_ttl=body.access_token_ttl)
+                        created=time.time(), access_token_ttl=body.access_token_ttl,
+                        refresh_policy=body.refresh_policy, refresh_rotation=body.refresh_rotation)
         await self.store.put_client(client)
         return JSONResponse({"client_id": client.client_id, "client_secret": secret}, status_code=201,
                             headers=NO_STORE)

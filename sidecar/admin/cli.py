@@ -56,9 +56,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c = cmds.add_parser("create-client"); c.add_argument("tenant"); c.add_argument("name")
     c.add_argument("--grant-types", default="password refresh_token"); c.add_argument("--scopes")
     c.add_argument("--access-token-ttl", type=int)
+    c.add_argument("--refresh-policy", choices=["always", "offline", "never", "held"])
+    c.add_argument("--no-refresh-rotation", action="store_true", help="a refresh keeps the same refresh token")
+    c.add_argument("--client-id", help="keep an id the application already uses (default: a new random one)")
     c.set_defaults(func=lambda a: _call(a, "POST", f"/admin/tenants/{a.tenant}/clients", {
         "name": a.name, "grant_types": _split(a.grant_types), "scopes": _split(a.scopes),
-        **({"access_token_ttl": a.access_token_ttl} if a.access_token_ttl else {})}))
+        **({"access_token_ttl": a.access_token_ttl} if a.access_token_ttl else {}),
+        **({"refresh_policy": a.refresh_policy} if a.refresh_policy else {}),
+        **({"refresh_rotation": False} if a.no_refresh_rotation else {}),
+        **({"client_id": a.client_id} if a.client_id else {})}))
 
     c = cmds.add_parser("create-service-user"); c.add_argument("tenant"); c.add_argument("name")
     c.add_argument("--org", required=True); c.add_argument("--projects"); c.add_argument("--scopes")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sidecar.oauth.grants import GRANTS
+from sidecar.oauth.grants.base import HELD_REFRESH
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -56,6 +58,10 @@ class ClientIn(BaseModel):
     grant_types: list[str] = Field(min_length=1)
     scopes: list[str] = Field(default_factory=list, max_length=100)
     access_token_ttl: int | None = Field(None, ge=1, le=86_400)
+    # docs/token-service.md#refresh-policy; `client_id`: keep an id the client already has (seed 004)
+    refresh_policy: Literal["always", "offline", "never", "held"] = "always"
+    refresh_rotation: bool = True
+    client_id: str | None = Field(None, pattern=_ID.pattern)
 
     _v_scopes = field_validator("scopes")(classmethod(lambda cls, v: _scope_words(v)))
 
@@ -66,6 +72,12 @@ class ClientIn(BaseModel):
         if unknown:
             raise ValueError(f"unknown grant type {unknown[0]!r}; known: {', '.join(sorted(GRANTS))}")
         return v
+
+    @model_validator(mode="after")
+    def _held(self) -> "ClientIn":
+        if self.refresh_policy == "held" and HELD_REFRESH not in self.grant_types:
+            raise ValueError(f"refresh_policy held needs the grant type {HELD_REFRESH}")
+        return self
 
 
 class ServiceUserIn(BaseModel):

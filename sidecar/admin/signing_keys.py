@@ -51,7 +51,7 @@ class SigningKeysApi:
         if folder is None:
             return _conflict("no keys_dir: the signing key is ephemeral and cannot be rotated")
         if not os.access(folder, os.W_OK):
-            return _conflict(f"keys_dir is not writable here (a mounted Secret?): "
+            return _conflict("keys_dir is not writable here (a mounted Secret?): "
                              "run `auth-sidecar keys rotate` on its source")
         try:
             done = rotate(folder, self.settings.signing_alg, self.settings.keys.publish_ahead, self.retention)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.settings import Settings
-from sidecar.oauth.credentials import Passwords
+from sidecar.oauth.credentials import CredentialChecker, Passwords
 from sidecar.oauth.issuer import TokenIssuer
 from sidecar.oauth.metrics import OAuthMetrics
 from sidecar.oauth.revoker import Revoker
 from sidecar.oauth.throttle import LoginThrottle
-from sidecar.oauth.user_auth import CredentialChecker
 from sidecar.store import Store
 
 

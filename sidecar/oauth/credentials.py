@@ -1,19 +1,29 @@
-"""Secrets and passwords: generated secrets as SHA-256 digests, passwords as argon2id,
-every comparison in constant time."""
+"""Checking who asks: a client's secret (kept as a SHA-256 digest) against the login state
+read for it, and a user's password (argon2id here, or an external credentials service).
+Every comparison in constant time; an unknown client or user costs what a known one does."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
 
+import httpx
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from config.settings import PasswordHashing
+from sidecar.oauth.errors import TemporarilyUnavailable
+from sidecar.store import Store
+from sidecar.store.records import Client
+
+log = logging.getLogger("sidecar.oauth.users")
 
 
 def new_secret() -> str:
@@ -26,6 +36,16 @@ def digest(secret: str) -> str:
 
 def secret_matches(secret: str, stored_digest: str) -> bool:
     return hmac.compare_digest(digest(secret), stored_digest)
+
+
+_NO_SUCH_CLIENT = digest("no such client")
+
+
+def genuine_client(secret: str, client: Client | None) -> Client | None:
+    """`client` (as read from the store, None when unknown) when `secret` is its secret."""
+    # compare even when the client is unknown, so timing does not tell which case it is
+    ok = secret_matches(secret, client.secret_digest if client else _NO_SUCH_CLIENT)
+    return client if client is not None and ok and secret else None
 
 
 class Passwords:
@@ -52,3 +72,60 @@ class Passwords:
             return self._hasher.verify(stored_hash or self._dummy, password) and stored_hash is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+
+@dataclass(frozen=True)
+class UserClaims:
+    subject: str
+    org_id: str | None = None
+    project_ids: tuple[str, ...] = ()
+    scopes: tuple[str, ...] | None = None  # None = whatever the client allows
+
+
+class CredentialChecker(Protocol):
+    async def check(self, tenant: str, username: str, password: str) -> UserClaims | None: ...
+
+
+class StoreCredentials:
+    """Users kept by this service. Unknown user and wrong password look and cost the same."""
+
+    def __init__(self, store: Store, passwords: Passwords) -> None:
+        self._store = store
+        self._passwords = passwords
+
+    async def check(self, tenant: str, username: str, password: str) -> UserClaims | None:
+        user = await self._store.find_user(tenant, username)
+        # argon2 runs in a thread: the event loop keeps answering Checks meanwhile
+        ok = await self._passwords.verify_async(user.password_hash if user else None, password)
+        if not ok or user is None:
+            return None
+        return UserClaims(user.id, user.org_id, user.project_ids, user.scopes or None)
+
+
+class RemoteCredentials:
+    """`POST {url}` with {username, password, tenant} → 200 with the user's claims, 401 otherwise."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+        self._url = url
+        self._client = client
+
+    async def check(self, tenant: str, username: str, password: str) -> UserClaims | None:
+        try:
+            resp = await self._client.post(self._url, json={"username": username, "password": password,
+                                                            "tenant": tenant})
+        except httpx.HTTPError as exc:
+            log.warning("credentials service unreachable", extra={"error": type(exc).__name__})
+            raise TemporarilyUnavailable("the credentials service is unavailable") from None
+        if resp.status_code in (401, 403, 404):
+            return None
+        if resp.status_code != 200:
+            raise TemporarilyUnavailable("the credentials service is unavailable")
+        try:
+            data = resp.json()
+            subject = str(data.get("sub") or data.get("id") or username)
+            projects = data.get("project_ids") or []
+            scopes = data.get("scopes")
+            return UserClaims(subject, data.get("org_id"), tuple(str(p) for p in projects),
+                              tuple(scopes.split() if isinstance(scopes, str) else scopes) if scopes else None)
+        except (ValueError, AttributeError, TypeError):
+            raise TemporarilyUnavailable("the credentials service answered nonsense") from None

@@ -1,23 +1,29 @@
-"""POST /oauth/token: parse, authenticate the client, dispatch to the grant, answer."""
+"""POST /oauth/token, top to bottom: read the parameters, pick the grant, read the login state
+in one store round trip, check the client against it, let the grant validate, issue, answer."""
 
 from __future__ import annotations
 
 import logging
+from typing import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sidecar.oauth import client_auth, responses
+from sidecar.oauth import responses
 from sidecar.oauth.context import OAuthContext
-from sidecar.oauth.errors import OAuthError, TemporarilyUnavailable, UnauthorizedClient, UnsupportedGrantType
+from sidecar.oauth.credentials import genuine_client
+from sidecar.oauth.errors import (InvalidClient, OAuthError, TemporarilyUnavailable, UnauthorizedClient,
+                                  UnsupportedGrantType)
 from sidecar.oauth.grants import GRANTS
-from sidecar.oauth.params import read_params, required
+from sidecar.oauth.params import Params, client_credentials, read_params, required
 from sidecar.store import StoreUnavailable
+from sidecar.store.base import RefreshKey
+from sidecar.store.records import Client, RefreshRecord
 
 log = logging.getLogger("sidecar.oauth")
 
 
-async def guarded(ctx: OAuthContext, work) -> Response:
+async def guarded(ctx: OAuthContext, work: Callable[[], Awaitable[Response]]) -> Response:
     """Turns every OAuthError into its RFC answer and a store outage into 503."""
     try:
         return await work()
@@ -45,11 +51,33 @@ class TokenEndpoint:
         grant = GRANTS.get(grant_type)
         if grant is None:
             raise UnsupportedGrantType(f"grant_type {grant_type[:64]} is not supported")
-        client, looked_up = await client_auth.authenticate_reading(ctx, request, params, grant.client_required,
-                                                                   grant.lookup(params))
+        request.state.grant_type = grant_type  # for the token request span (sidecar/tracing/token.py)
+        client, prefetched = await authenticate(ctx, request, params, grant.client_required, grant.prefetch(params))
+        if client is not None:
+            request.state.client_id = client.client_id
         if client is not None and grant_type not in client.grant_types:
             raise UnauthorizedClient(f"this client may not use grant_type {grant_type}")
-        validated = await grant.validate(ctx, request, params, client, looked_up)
+        validated = await grant.validate(ctx, request, params, client, prefetched)
+        request.state.client_id = validated.client_id
         answer = await grant.issue(ctx, validated)
         ctx.metrics.issued.labels(grant_type, validated.client_id).inc()
         return responses.ok(answer)
+
+
+async def authenticate(ctx: OAuthContext, request: Request, params: Params, required: bool = True,
+                       prefetch: RefreshKey | None = None) -> tuple[Client | None, RefreshRecord | None]:
+    """The calling client (None when it sent no credentials and none are `required`) and the
+    refresh record at `prefetch`, both read with the client's throttle state in one store round
+    trip. The record is read before the client is known to be genuine: only a genuine one gets it."""
+    presented = client_credentials(request, params, required)
+    if presented is None:
+        return None, None
+    keys = ctx.throttle.keys(request, "client", presented.client_id)
+    state = await ctx.store.login_state(presented.lookup_id, keys, prefetch)
+    ctx.throttle.refuse_if_blocked("client", state.blocked_until, InvalidClient)
+    client = genuine_client(presented.secret, state.client)  # pure: no I/O
+    if client is None:
+        await ctx.throttle.failed("client", keys)
+        raise presented.rejected()
+    await ctx.throttle.succeeded(keys, state.failures)
+    return client, state.refresh

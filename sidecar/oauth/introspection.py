@@ -13,11 +13,12 @@ from authz import jose
 from authz.errors import NotMine, TokenError
 from authz.identity import Identity
 from authz.verify import JwtVerifier
-from sidecar.oauth import client_auth, refresh, responses
+from sidecar.oauth import responses
 from sidecar.oauth.context import OAuthContext
-from sidecar.oauth.credentials import digest
-from sidecar.oauth.endpoint import guarded
+from sidecar.oauth.endpoint import authenticate, guarded
 from sidecar.oauth.errors import UnsupportedTokenType
+from sidecar.oauth.grants.held_refresh import held_claims
+from sidecar.oauth.issuer import HELD_CLAIM, looks_like_refresh_token, parse_refresh_token
 from sidecar.oauth.params import read_params, required
 from sidecar.store.records import Client, RefreshRecord
 
@@ -26,7 +27,7 @@ class StoreIntrospector:
     """ext_authz's view of our opaque tokens: they are all refresh tokens, never accepted."""
 
     async def introspect(self, token: str) -> Identity:
-        if refresh.looks_like_refresh_token(token):
+        if looks_like_refresh_token(token):
             raise TokenError("refresh tokens are not access tokens", "refresh_token")
         raise NotMine()
 
@@ -53,12 +54,12 @@ class TokenInspector:
         return claims
 
     async def refresh(self, token: str) -> RefreshRecord | None:
-        parsed = refresh.parse(token)
-        if parsed is None:
+        presented = parse_refresh_token(token)
+        if presented is None:
             return None
-        record = await self.ctx.store.get_refresh(parsed[0], digest(parsed[1]))
-        if record is None or record.used or record.family_expires_at <= time.time():
-            return None
+        record = await self.ctx.store.get_refresh(*presented.key())
+        if record is None or record.used or record.held or record.family_expires_at <= time.time():
+            return None  # a held token is never handed out: it is no token anyone can present
         if await self.ctx.store.family_revoked(record.family):
             return None
         if await self.ctx.store.is_revoked(None, record.subject, record.client_id, record.created):
@@ -75,7 +76,8 @@ class _TokenRequestEndpoint:
     async def handle(self, request: Request) -> Response:
         async def work() -> Response:
             params = await read_params(request, self.ctx.settings.max_body_bytes)
-            caller = await client_auth.authenticate(self.ctx, request, params)
+            caller, _ = await authenticate(self.ctx, request, params)
+            assert caller is not None  # required: authenticate raised otherwise
             token = required(params, "token")
             if params.get("token_type_hint", "") not in ("", "access_token", "refresh_token"):
                 raise UnsupportedTokenType(f"token_type_hint {params['token_type_hint'][:32]} is not supported")
@@ -102,6 +104,13 @@ class IntrospectionEndpoint(_TokenRequestEndpoint):
 
 class RevocationEndpoint(_TokenRequestEndpoint):
     async def answer(self, caller: Client, token: str) -> Response:
+        held = await held_claims(self.ctx, token)  # a held session's access token: logout ends its family
+        if held is not None and _owned(caller, held.get("client_id")):
+            s = self.ctx.settings
+            until = time.time() + max(s.refresh_token_ttl_seconds, s.offline_refresh_token_ttl_seconds)
+            await self.ctx.revoker.family(held[HELD_CLAIM], until)
+            await self.ctx.revoker.access_tokens([(str(held.get("jti")), float(held.get("exp", 0)))])
+            return Response(status_code=200, headers=responses.NO_STORE)
         claims = await self.inspector.access(token)
         if claims is not None and _owned(caller, claims.get("client_id")):
             await self.ctx.revoker.access_tokens([(claims["jti"], float(claims["exp"]))])

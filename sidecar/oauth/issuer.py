@@ -1,13 +1,23 @@
-"""Access tokens: claims (RFC 9068) and signing with the key ring's current key."""
+"""What the token service issues: access tokens (RFC 9068 claims, signed with the key ring's
+current key) and refresh tokens (opaque `rt1-<family>-<secret>`, never JWT-shaped; the store
+keeps only the secret's digest)."""
 
 from __future__ import annotations
 
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from authz.keys import KeyRing
+from sidecar.oauth.credentials import digest
+from sidecar.store.base import RefreshKey
+from sidecar.store.records import RefreshRecord
+
+REFRESH_PREFIX = "rt1"
+# an access token of a held family (grants/held_refresh.py) names its family in this claim;
+# the family id is no secret (a refresh token carries it in clear too)
+HELD_CLAIM = "sid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +57,49 @@ class TokenIssuer:
             claims.update({k: v for k, v in extra.items() if k not in claims})
         token = self.keyring.current.sign(claims, {"typ": "at+jwt"})
         return IssuedToken(token, claims, ttl)
+
+
+class RefreshToken(NamedTuple):
+    """A presented refresh token, taken apart."""
+
+    family: str
+    secret: str
+
+    def key(self) -> RefreshKey:
+        """Where the store keeps its record."""
+        return self.family, digest(self.secret)
+
+    def __repr__(self) -> str:  # never the secret in a log line
+        return f"RefreshToken(family={self.family!r})"
+
+
+def parse_refresh_token(token: str) -> RefreshToken | None:
+    """The token's family and secret; None when it is not one of our refresh tokens."""
+    parts = token.split("-", 2)
+    if len(parts) != 3 or parts[0] != REFRESH_PREFIX or len(parts[1]) != 24 or not parts[2] or len(token) > 512:
+        return None
+    if any(c not in "0123456789abcdef" for c in parts[1]):
+        return None
+    return RefreshToken(parts[1], parts[2])
+
+
+def looks_like_refresh_token(token: str) -> bool:
+    return parse_refresh_token(token) is not None
+
+
+def new_family() -> str:
+    return secrets.token_hex(12)
+
+
+def new_refresh_token(*, client_id: str, tenant: str, subject: str, scope: str, family_expires_at: float,
+                      family: str | None = None, org_id: str | None = None, project_ids: tuple[str, ...] = (),
+                      secret: str | None = None) -> tuple[str, RefreshRecord]:
+    """A new token (of a new family unless `family` is given) and the record the store keeps.
+    `secret` given: a held family's token, whose secret is its access token's jti (never sent)."""
+    family = family or new_family()
+    held = secret is not None
+    secret = secret or secrets.token_urlsafe(32)
+    record = RefreshRecord(digest=digest(secret), family=family, client_id=client_id, tenant=tenant,
+                           subject=subject, scope=scope, family_expires_at=family_expires_at, created=time.time(),
+                           org_id=org_id, project_ids=tuple(project_ids), held=held)
+    return f"{REFRESH_PREFIX}-{family}-{secret}", record

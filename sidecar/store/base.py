@@ -25,12 +25,17 @@ class Rotation:
     successor: str | None = None  # "replayed": the successor as sealed by the first rotation
 
 
+RefreshKey = tuple[str, str]  # (family, digest of the token's secret): where a refresh record is kept
+
+
 @dataclass(frozen=True)
 class LoginState:
+    """What a token request reads first, in one store round trip."""
+
     client: Client | None
     failures: int  # failures counted on the first throttle key
     blocked_until: tuple[float, ...]  # per throttle key: when its delay ends (epoch seconds; 0: none)
-    refresh: RefreshRecord | None = None
+    refresh: RefreshRecord | None = None  # the record the grant asked to prefetch, if it exists
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,10 @@ class Store(abc.ABC):
     async def get_client(self, client_id: str) -> Client | None: ...
 
     async def login_state(self, client_id: str | None, throttle_keys: Sequence[str],
-                          refresh: tuple[str, str] | None = None) -> LoginState:
+                          refresh: RefreshKey | None = None) -> LoginState:
         """What a token request reads first: the client (None when no id is given), the state
-        of its throttle keys and, for a refresh, the (family, digest) record. Stores with round
-        trips read them all at once."""
+        of its throttle keys and, for a refresh grant, the record at `refresh`. Stores with
+        round trips read them all at once."""
         client = await self.get_client(client_id) if client_id else None
         count, blocked = await self.throttle_state(throttle_keys)
         record = await self.get_refresh(*refresh) if refresh else None

@@ -37,6 +37,10 @@ class Client:
     access_token_ttl: int | None = None
     service_user_id: str | None = None  # set for a service user's secret
     title: str = ""
+    # when a password login gets a refresh token (docs/token-service.md#refresh-policy):
+    # "always" (the default, as before the setting existed), "offline", "never" or "held"
+    refresh_policy: str = "always"
+    refresh_rotation: bool = True  # False: a refresh keeps the same refresh token (Wazo's own behaviour)
 
 
 @dataclass(frozen=True)
@@ -87,3 +91,4 @@ class RefreshRecord:
     used: bool = False
     org_id: str | None = None
     project_ids: tuple[str, ...] = ()
+    held: bool = False  # kept by the service, traded by access token (grants/held_refresh.py)

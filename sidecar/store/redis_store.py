@@ -28,7 +28,7 @@ from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sidecar.store import cluster_trip
-from sidecar.store.base import Conflict, LoginState, Penalty, Rotation, Store, StoreUnavailable
+from sidecar.store.base import Conflict, LoginState, Penalty, RefreshKey, Rotation, Store, StoreUnavailable
 from sidecar.store.records import (Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User, from_dict,
                                    to_dict)
 
@@ -403,7 +403,7 @@ class RedisStore(Store):
 
     @_guard
     async def login_state(self, client_id: str | None, throttle_keys: Sequence[str],
-                          refresh: tuple[str, str] | None = None) -> LoginState:
+                          refresh: RefreshKey | None = None) -> LoginState:
         commands = [("GET", f"{P}client:{client_id or ''}")]
         commands += [("HMGET", _throttle_key(key), "n", "until") for key in throttle_keys]
         if refresh:

@@ -16,7 +16,7 @@ from authz.request import AuthRequest
 from config import load_settings
 from sidecar.container import build
 from tests.authz.checks import answer
-from tests.support.tokens import ISSUER, b64, claims, raw, sign
+from tests.support.tokens import b64, claims, raw, sign
 
 
 @pytest.fixture

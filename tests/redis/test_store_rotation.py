@@ -112,7 +112,7 @@ async def test_revocation_reads_span_slots(store):
 
 
 async def test_login_state_and_admin_records(store):
-    state = await store.login_state("c1", "t1:nobody", None)
+    state = await store.login_state("c1", ("t1:nobody",))
     assert state.client.client_id == "c1" and state.failures == 0
     tenant = f"t-{time.monotonic_ns()}"
     await store.create_tenant(Tenant(tenant, tenant, time.time()))
@@ -169,7 +169,7 @@ async def test_cluster_round_trip_and_redirects(redis_cluster):
         store.r.get_node_from_key = lambda key, replica=False: other  # a stale slot map
         try:
             assert await cluster_trip.round_trip(store.r, commands[:1]) is None  # MOVED: not handled here
-            assert (await store.login_state("c1", "nobody")).client.client_id == "c1"  # the pipeline answers
+            assert (await store.login_state("c1", ("nobody",))).client.client_id == "c1"  # the pipeline answers
         finally:
             store.r.get_node_from_key = real
     finally:

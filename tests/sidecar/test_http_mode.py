@@ -102,7 +102,7 @@ def test_connection_close_and_http10_are_answered_then_closed(sidecar, extra, ve
         data = b""
         while chunk := sock.recv(65536):  # until the server closes
             data += chunk
-    assert data.startswith(f"HTTP/1.1 200 OK\r\n".encode()) and b"x-user-id: c1\r\n" in data
+    assert data.startswith("HTTP/1.1 200 OK\r\n".encode()) and b"x-user-id: c1\r\n" in data
 
 
 def test_other_paths_are_not_checks(sidecar):

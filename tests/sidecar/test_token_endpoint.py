@@ -109,7 +109,7 @@ def test_scope_may_narrow_never_widen(svc):
     assert wide.status_code == 400 and wide.json()["error"] == "invalid_scope"
     bad = login(svc.http, app, scope='re"ad')
     assert bad.json()["error"] == "invalid_scope"
-    assert login(svc.http, app).json()["scope"] == "offline_access read"
+    assert login(svc.http, app).json()["scope"] == "read"  # offline_access only when asked for
 
 
 def test_expires_in_may_shorten_never_lengthen(svc):
@@ -166,6 +166,27 @@ def test_refresh_with_a_wrong_client_secret_consumes_nothing(svc):
                    data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
     assert refresh(svc.http, app, tokens["refresh_token"]).status_code == 200
+
+
+def store_calls(base: str) -> dict[str, float]:
+    """The sidecar's store calls so far, by operation (auth_sidecar_store_seconds_count)."""
+    calls = {}
+    for line in httpx.get(base + "/metrics").text.splitlines():
+        if line.startswith('auth_sidecar_store_seconds_count{op="'):
+            op, _, count = line[len('auth_sidecar_store_seconds_count{op="'):].partition('"} ')
+            calls[op] = float(count)
+    return calls
+
+
+def test_a_refresh_reads_the_store_once_then_rotates(svc):
+    # the client, its throttle state and the refresh record come in one read: no separate lookup
+    app = svc.admin.app()
+    tokens = login(svc.http, app).json()
+    before = store_calls(svc.http)
+    assert refresh(svc.http, app, tokens["refresh_token"]).status_code == 200
+    after = store_calls(svc.http)
+    assert {op: n - before.get(op, 0) for op, n in after.items() if n != before.get(op, 0)} == \
+        {"login_state": 1, "rotate_refresh": 1}
 
 
 def test_refresh_may_narrow_scope(svc):

@@ -9,47 +9,66 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 
-from sidecar.oauth import refresh, scopes, successor
-from sidecar.oauth.credentials import digest
+from starlette.requests import Request
+
+from sidecar.oauth import successor
+from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant
-from sidecar.oauth.grants.base import Grant, Validated, access_ttl, token_answer
-from sidecar.oauth.params import required
+from sidecar.oauth.grants.base import Grant, TokenAnswer, Validated, access_ttl, granted_scopes, token_answer
+from sidecar.oauth.issuer import REFRESH_PREFIX, new_refresh_token, parse_refresh_token
+from sidecar.oauth.params import Params, required
+from sidecar.store.base import RefreshKey
+from sidecar.store.records import Client, RefreshRecord
 
 log = logging.getLogger("sidecar.oauth.refresh")
 
 
-class RefreshTokenGrant(Grant):
+@dataclass(kw_only=True)
+class Rotating(Validated):
+    """A valid refresh: the token presented and its record, to be replaced by a successor."""
+
+    old: RefreshRecord
+    secret: str = field(repr=False)  # the presented token's secret: its successor is sealed under it
+    rotate: bool = True  # the client's refresh_rotation: off, the same token stays valid (Wazo's way)
+
+
+class RefreshTokenGrant(Grant[Rotating]):
     grant_type = "refresh_token"
 
-    def lookup(self, params):
-        parsed = refresh.parse(params.get("refresh_token", ""))
-        return (parsed[0], digest(parsed[1])) if parsed else None
+    def prefetch(self, params: Params) -> RefreshKey | None:
+        presented = parse_refresh_token(params.get("refresh_token", ""))
+        return presented.key() if presented else None
 
-    async def validate(self, ctx, request, params, client, looked_up=None):
-        # the record was read with the client (`lookup`); a malformed token read nothing
-        parsed = refresh.parse(required(params, "refresh_token"))
-        if parsed is None:
+    async def validate(self, ctx: OAuthContext, request: Request, params: Params, client: Client | None,
+                       prefetched: RefreshRecord | None) -> Rotating:
+        assert client is not None  # client_required: the endpoint authenticated it
+        presented = parse_refresh_token(required(params, "refresh_token"))
+        if presented is None:
             raise InvalidGrant("refresh token is malformed")
-        record = looked_up
-        if record is None:
+        record = prefetched  # read with the client: `prefetch` named it
+        if record is None or record.held:  # a held token is traded by access token (held_refresh.py)
             raise InvalidGrant("refresh token is unknown")
         if record.client_id != client.client_id:
             raise InvalidGrant("refresh token was issued to another client")
         if record.family_expires_at <= time.time():
             raise InvalidGrant("refresh token has expired")
-        granted = scopes.grant(params.get("scope"), record.scope.split())
-        return Validated(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
-                         scope=granted, ttl=access_ttl(ctx, client, params), org_id=record.org_id,
-                         project_ids=record.project_ids, with_refresh=True, source=(record, parsed[1]))
+        granted = granted_scopes(params.get("scope"), record.scope.split())
+        return Rotating(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
+                        scope=granted, ttl=access_ttl(ctx, client, params), org_id=record.org_id,
+                        project_ids=record.project_ids, with_refresh=True, old=record, secret=presented.secret,
+                        rotate=client.refresh_rotation)
 
-    async def issue(self, ctx, v: Validated):
-        old, secret = v.source
+    async def issue(self, ctx: OAuthContext, v: Rotating) -> TokenAnswer:
+        old, secret = v.old, v.secret
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids)
-        rt, new = refresh.new(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
-                              scope=" ".join(sorted(v.scope)), family_expires_at=old.family_expires_at,
-                              family=old.family, org_id=old.org_id, project_ids=old.project_ids)
+        if not v.rotate:
+            return await self._keep(ctx, v, token.token, (token.claims["jti"], token.claims["exp"]))
+        rt, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
+                                    scope=" ".join(sorted(v.scope)), family_expires_at=old.family_expires_at,
+                                    family=old.family, org_id=old.org_id, project_ids=old.project_ids)
         # the successor and the new access token's jti are stored in the same atomic step
         # that marks the old token used; revocation of its family, subject or client is checked there too
         grace = ctx.settings.refresh.reuse_grace_seconds
@@ -57,9 +76,10 @@ class RefreshTokenGrant(Grant):
         rotation = await ctx.store.rotate_refresh(old, new, (token.claims["jti"], token.claims["exp"]), time.time(),
                                                   grace=grace, sealed=sealed)
         if rotation.outcome == "replayed":
-            rt = successor.unseal(secret, old.family, rotation.successor or "")
-            if rt is None:  # not sealed under this token: cannot happen unless the store was altered
+            first = successor.unseal(secret, old.family, rotation.successor or "")
+            if first is None:  # not sealed under this token: cannot happen unless the store was altered
                 raise InvalidGrant("refresh token was already used")
+            rt = first
             log.info("refresh token presented again within the grace period: same successor",
                      extra={"family": old.family[:8], "client_id": old.client_id})
         elif rotation.outcome == "reused":
@@ -74,4 +94,19 @@ class RefreshTokenGrant(Grant):
             raise InvalidGrant(f"refresh token is {rotation.outcome}")
         answer = token_answer(token.token, v)
         answer["refresh_token"] = rt
+        return answer
+
+    async def _keep(self, ctx: OAuthContext, v: Rotating, access_token: str, access: tuple[str, float]) -> TokenAnswer:
+        """A client with rotation off: the same refresh token again, the new access token added
+        to its family (revoking the family revokes it too). Used tokens stay refused: a token
+        rotated before the client's rotation was turned off is not brought back."""
+        old = v.old
+        if old.used:
+            raise InvalidGrant("refresh token was already used")
+        if await ctx.store.family_revoked(old.family) or await ctx.store.is_revoked(
+                None, old.subject, old.client_id, old.created):
+            raise InvalidGrant("refresh token has been revoked")
+        await ctx.store.put_refresh(old, access)
+        answer = token_answer(access_token, v)
+        answer["refresh_token"] = f"{REFRESH_PREFIX}-{old.family}-{v.secret}"
         return answer
