@@ -2,7 +2,10 @@
 that do no work per check. `nginx` answers every HTTP-mode check 200 with the identity headers
 the sidecar would set; `nghttpd` (nghttp2's HTTP/2 server, h2c) answers every gRPC Check with
 the same file: an empty CheckResponse (status unset: OK) in a 5-byte gRPC frame, and the
-`grpc-status: 0` trailer. Debian: `apt-get install nginx-light nghttp2-server`."""
+`grpc-status: 0` trailer. nghttpd sends no content-type for it (it names a type only by a
+file's extension, and `Check` has none); Envoy's gRPC client does not ask for one (it reads
+`:status` and `grpc-status`), and a failed Check would fail the row (wrk's non-2xx count).
+Debian: `apt-get install nginx-light nghttp2-server`."""
 
 from __future__ import annotations
 
