@@ -28,21 +28,22 @@ def _ext_authz_http(cluster: str, port: int) -> dict:
     return {"name": "envoy.filters.http.ext_authz", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
         "transport_api_version": "V3", "failure_mode_allow": False,
+        "allowed_headers": {"patterns": [{"exact": "x-auth-token"}, {"exact": "x-project"}]},
         "http_service": {"server_uri": {"uri": f"http://127.0.0.1:{port}", "cluster": cluster, "timeout": "2s"},
                          "path_prefix": "/ext_authz",
-                         "authorization_request": {"allowed_headers": {"patterns": [
-                             {"exact": "x-auth-token"}, {"exact": "x-project"}]}},
                          "authorization_response": {"allowed_upstream_headers": {"patterns": [
                              {"exact": h} for h in ("x-tenant-id", "x-org-id", "x-project-id", "x-user-id",
                                                     "x-client-id", "x-scopes")]}}}}}
 
 
-def _jwt_authn(issuer: str, audience: str, jwks: dict) -> dict:
+def _jwt_authn(issuer: str, audience: str, jwks: dict, cached: bool = False) -> dict:
+    provider = {"issuer": issuer, "audiences": [audience], "local_jwks": {"inline_string": json.dumps(jwks)},
+                "forward": True, "claim_to_headers": [{"header_name": "x-tenant-id", "claim_name": "tenant"}]}
+    if cached:  # verified tokens remembered by Envoy (per worker thread) until their exp
+        provider["jwt_cache_config"] = {"jwt_cache_size": 1000}
     return {"name": "envoy.filters.http.jwt_authn", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-        "providers": {"own": {"issuer": issuer, "audiences": [audience],
-                              "local_jwks": {"inline_string": json.dumps(jwks)}, "forward": True,
-                              "claim_to_headers": [{"header_name": "x-tenant-id", "claim_name": "tenant"}]}},
+        "providers": {"own": provider},
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "own"}}]}}
 
 
@@ -64,10 +65,13 @@ def build(ports: dict[str, int], issuer: str, audience: str, jwks: dict) -> dict
     listeners = {
         "noauth": _hcm("noauth", []),
         "jwt_authn": _hcm("jwt", [_jwt_authn(issuer, audience, jwks)]),
+        "jwt_authn_cached": _hcm("jwtc", [_jwt_authn(issuer, audience, jwks, cached=True)]),
         "sidecar_grpc": _hcm("sgrpc", [_ext_authz_grpc("sidecar_grpc")], scopes),
         "sidecar_http": _hcm("shttp", [_ext_authz_http("sidecar_http", ports["sidecar_http_port"])]),
         "floor_grpc": _hcm("fgrpc", [_ext_authz_grpc("floor_grpc")], scopes),
         "floor_http": _hcm("fhttp", [_ext_authz_http("floor_http", ports["floor_http_port"])]),
+        "ceiling_grpc": _hcm("cgrpc", [_ext_authz_grpc("ceiling_grpc")], scopes),
+        "ceiling_http": _hcm("chttp", [_ext_authz_http("ceiling_http", ports["ceiling_http_port"])]),
     }
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["admin"]}}},
@@ -78,4 +82,6 @@ def build(ports: dict[str, int], issuer: str, audience: str, jwks: dict) -> dict
             "clusters": [_cluster("sidecar_grpc", ports["sidecar_grpc_port"], True),
                          _cluster("sidecar_http", ports["sidecar_http_port"], False),
                          _cluster("floor_grpc", ports["floor_grpc_port"], True),
-                         _cluster("floor_http", ports["floor_http_port"], False)]}}
+                         _cluster("floor_http", ports["floor_http_port"], False),
+                         _cluster("ceiling_grpc", ports["ceiling_grpc_port"], True),
+                         _cluster("ceiling_http", ports["ceiling_http_port"], False)]}}

@@ -14,6 +14,20 @@ TARGETS = {
     "h2load: sidecar CPU per request, workers2 / workers1": ("h2load_grpc_workers2_cpu", "h2load_grpc_workers1_cpu"),
     "password / argon2 alone (>= 0.9)": ("token_password", "argon2_alone"),
     "argon2's share of a login's CPU": ("argon2_cpu", "token_password_cpu"),
+    # the rivals: a constant C server per mode (the ceiling of any ext_authz server) and
+    # Envoy's jwt_authn with its JWT cache
+    "grpc_hit / ceiling_grpc (nghttpd) (>= 0.95)": ("sidecar_grpc_hit", "ceiling_grpc"),
+    "grpc_miss / ceiling_grpc (nghttpd)": ("sidecar_grpc_miss", "ceiling_grpc"),
+    "http_hit / ceiling_http (nginx) (>= 0.95)": ("sidecar_http_hit", "ceiling_http"),
+    "http_miss / ceiling_http (nginx)": ("sidecar_http_miss", "ceiling_http"),
+    "grpc_hit / jwt_authn_cached": ("sidecar_grpc_hit", "envoy_jwt_authn_cached"),
+    "grpc_miss / jwt_authn_cached": ("sidecar_grpc_miss", "envoy_jwt_authn_cached"),
+    "http_hit / jwt_authn_cached": ("sidecar_http_hit", "envoy_jwt_authn_cached"),
+    "http_miss / jwt_authn_cached": ("sidecar_http_miss", "envoy_jwt_authn_cached"),
+    "jwt_authn_cached / jwt_authn": ("envoy_jwt_authn_cached", "envoy_jwt_authn"),
+    # what the ext_authz hop costs Envoy itself, whatever answers it
+    "ceiling_grpc / envoy_noauth": ("ceiling_grpc", "envoy_noauth"),
+    "ceiling_http / envoy_noauth": ("ceiling_http", "envoy_noauth"),
 }
 
 

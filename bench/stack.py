@@ -1,7 +1,7 @@
 """Everything the cases run against, on loopback: the token service's key, an external IdP's
 key (the proxy cases verify its tokens, as a mesh usually does; `--alg` picks it), the
-sidecar (one worker), the two transport floors, one Envoy with a listener per case, and on
-first use one redis-server. Stopped in reverse order."""
+sidecar (one worker), the two transport floors, the two ceilings (nghttpd, nginx), one Envoy
+with a listener per case, and on first use one redis-server. Stopped in reverse order."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import redis
 import yaml
 
 from authz.keys import KeyRing, public_pem, write_new_key
-from bench import envoy_config
+from bench import ceilings, envoy_config
 from bench.minter import Minter
 from harness.net import free_port, wait_until
 from harness.oauth import Admin, App
@@ -27,6 +27,7 @@ ADMIN = "bench-admin-token"
 # argon2 at its cheapest, for the rows that measure what comes after the login
 CHEAP_HASH = {"AUTH_SIDECAR_PASSWORD_HASHING__MEMORY_KIB": "1024", "AUTH_SIDECAR_PASSWORD_HASHING__TIME_COST": "1"}
 FLOORS = ("floor_grpc_port", "floor_http_port")
+CEILINGS = {"ceiling_grpc": "ceiling_grpc_port", "ceiling_http": "ceiling_http_port"}  # row -> its server's port
 
 
 def new_app(base: str, grant_types: list[str]) -> App:
@@ -55,14 +56,22 @@ class Stack:
                     "AUTH_SIDECAR_ROUTES": json.dumps([{"path_prefix": "/", "required_scopes": "read"}]),
                     "AUTH_SIDECAR_TRUSTED_ISSUERS": json.dumps(trusted), "AUTH_SIDECAR_LOG_LEVEL": "warning"}
         self.main = self.sidecar()
-        ports = {name: free_port() for name in ("admin", "noauth", "jwt_authn", "sidecar_grpc", "sidecar_http",
-                                                "floor_grpc", "floor_http", *FLOORS)}
+        ports = {name: free_port() for name in ("admin", "noauth", "jwt_authn", "jwt_authn_cached", "sidecar_grpc",
+                                                "sidecar_http", "floor_grpc", "floor_http", "ceiling_grpc",
+                                                "ceiling_http", *FLOORS, *CEILINGS.values())}
         ports.update(sidecar_grpc_port=self.main.grpc_port, sidecar_http_port=self.main.http_port)
         for kind, name in zip(("grpc", "http"), FLOORS):
             self.procs.append(Proc([sys.executable, "-m", "bench.floors", kind, str(ports[name])]))
-        for name in FLOORS:  # a case must not start before them
+        self.missing: dict[str, str] = {}  # ceiling row -> why it cannot run (its server is not installed)
+        for (row, name), start in zip(CEILINGS.items(), (ceilings.nghttpd, ceilings.nginx)):
+            try:
+                self.procs.append(start(self.tmp, ports[name]))
+            except RuntimeError as exc:
+                self.missing[row] = str(exc)
+        for name in (*FLOORS, *(n for row, n in CEILINGS.items() if row not in self.missing)):
+            # a case must not start before them
             wait_until(lambda: socket.create_connection(("127.0.0.1", ports[name]), timeout=1).close() is None,
-                       30, "floor")
+                       30, name)
         cfg = self.tmp / "envoy.yaml"
         cfg.write_text(yaml.safe_dump(envoy_config.build(ports, IDP, API, idp_ring.jwks())))
         self.procs.append(Proc([envoy_binary() or "envoy", "-c", str(cfg), "--concurrency", "1", "-l", "error",

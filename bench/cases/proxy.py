@@ -1,6 +1,7 @@
-"""Requests/s through Envoy (wrk, 32 connections): no auth, Envoy's own jwt_authn, the
-sidecar's gRPC and HTTP modes on a cached token and on tokens new to the cache, and the two
-transport floors (a bare grpc.aio servicer, a bare ASGI app). Round-robin: with --repeat,
+"""Requests/s through Envoy (wrk, 32 connections): no auth, Envoy's own jwt_authn without and
+with its JWT cache, the sidecar's gRPC and HTTP modes on a cached token and on tokens new to
+the cache, the two transport floors (a bare grpc.aio servicer, a bare ASGI app) and the two
+ceilings (constant C servers: nghttpd for gRPC, nginx for HTTP; bench/ceilings.py). Round-robin: with --repeat,
 slow drifts of a shared machine hit every case alike, and each row is the median of its samples."""
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from bench.payloads import token_lua
 from bench.recorder import Recorder
 from bench.stack import Stack
 
-HITS = (("envoy_noauth", "noauth"), ("envoy_jwt_authn", "jwt_authn"), ("sidecar_grpc_hit", "sidecar_grpc"),
-        ("sidecar_http_hit", "sidecar_http"))
+HITS = (("envoy_noauth", "noauth"), ("envoy_jwt_authn", "jwt_authn"), ("envoy_jwt_authn_cached", "jwt_authn_cached"),
+        ("sidecar_grpc_hit", "sidecar_grpc"), ("sidecar_http_hit", "sidecar_http"))
 FLOORS = (("floor_grpc", "floor_grpc"), ("floor_http", "floor_http"))
+CEILINGS = (("ceiling_grpc", "ceiling_grpc"), ("ceiling_http", "ceiling_http"))
 
 
 def run(rec: Recorder, stack: Stack) -> None:
@@ -28,6 +30,14 @@ def run(rec: Recorder, stack: Stack) -> None:
                     rec.record(row, misses(rec, stack, row, stack.url[f"sidecar_{mode}"]), "req/s")
         for row, listener in FLOORS:
             rec.measure(row, lambda d: loaders.wrk(stack.url[listener], d, headers=stack.auth))
+        for row, listener in CEILINGS:
+            rec.measure(row, lambda d: ceiling(stack, row, listener, d))
+
+
+def ceiling(stack: Stack, row: str, listener: str, seconds: float) -> float:
+    if row in stack.missing:  # its server is not installed: the row fails, the run goes on
+        raise RuntimeError(stack.missing[row])
+    return loaders.wrk(stack.url[listener], seconds, headers=stack.auth)
 
 
 def misses(rec: Recorder, stack: Stack, row: str, url: str) -> float:

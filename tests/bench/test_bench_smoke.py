@@ -9,16 +9,19 @@ import sys
 
 import pytest
 
+from bench import ceilings
 from bench.run import ROWS
 from tests.conftest import IN_CI
 
 
 def test_harness_produces_every_row(tmp_path, envoy_path, redis_server_path):
     missing = [tool for tool in ("wrk", "hey", "h2load") if not shutil.which(tool)]
+    missing += [tool for tool in ("nginx", "nghttpd") if not ceilings.binary(tool)]
     if missing:
         if IN_CI:
             pytest.fail(f"bench tools missing in CI: {missing}")
-        pytest.skip(f"bench tools missing: {missing} (apt-get install wrk hey nghttp2-client)")
+        pytest.skip(f"bench tools missing: {missing} "
+                    "(apt-get install wrk hey nghttp2-client nginx-light nghttp2-server)")
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, "-m", "bench", "--duration", "2", "--warmup", "0", "--quick",
                           "--out", str(out)], capture_output=True, text=True, timeout=900)
