@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from config.settings import Settings
 
 PREFIX = "AUTH_SIDECAR_"
-_NOT_SETTINGS = {"CONFIG"}
+_NOT_SETTINGS = {"CONFIG", "URL"}  # URL: where `auth-sidecar admin` finds the server (a client setting)
 _JSON_KEYS = {"trusted_issuers", "routes", "introspection"}
 _LIST_KEYS = {"audiences"}
 

@@ -34,6 +34,11 @@ def test_config_file_from_environment(tmp_path):
     assert load_settings(environ={"AUTH_SIDECAR_CONFIG": str(f)}).log_level == "debug"
 
 
+def test_the_admin_clis_url_variable_is_not_a_setting():
+    """`auth-sidecar admin` reads AUTH_SIDECAR_URL; an operator who exports it can still serve."""
+    assert load_settings(environ={"AUTH_SIDECAR_URL": "http://127.0.0.1:8080"}).issuer == "http://127.0.0.1:8080"
+
+
 def test_settings_are_immutable():
     s = load_settings(environ={})
     with pytest.raises(Exception):
