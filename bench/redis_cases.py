@@ -43,7 +43,8 @@ from harness.redis_load import RefreshChains
 from harness.redis_sentinel import RedisSentinelSet
 from sidecar.oauth import successor
 from sidecar.oauth.issuer import new_refresh_token, parse_refresh_token
-from sidecar.store.redis_store import RedisStore, _fam, _rt
+from sidecar.store.redis_layout import family_key, refresh_key
+from sidecar.store.redis_store import RedisStore
 
 WARM = 3000  # refresh tokens for the warm-up second of each round
 
@@ -193,8 +194,8 @@ async def memory(url: str, n: int) -> dict:
     fresh = (plain.info("memory")["used_memory"] - base) / n
 
     def usage(record, *digests: str) -> int:
-        keys = [_rt(record.family, d) for d in (record.digest, *digests)]
-        keys += [_fam(record.family, "jtis"), _fam(record.family, "grace")]
+        keys = [refresh_key(record.family, d) for d in (record.digest, *digests)]
+        keys += [family_key(record.family, "jtis"), family_key(record.family, "grace")]
         return sum(plain.memory_usage(k, samples=0) or 0 for k in keys)
     fresh_usage = statistics.mean(usage(r) for _, r in families[:1000])
     successors = {}
