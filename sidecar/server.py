@@ -46,7 +46,10 @@ async def serve(settings: Settings, keyring: KeyRing | None = None, handoff: Con
     gc.collect()
     gc.freeze()
     log.info("serving", extra={"grpc": settings.grpc_listen, "http": settings.http_listen,
-                               "ephemeral_key": container.keyring.ephemeral})
+                               "ephemeral_key": container.keyring.ephemeral,
+                               "admin_api": settings.admin_token is not None})
+    if settings.admin_token is None:
+        log.info("admin API off: /admin/ answers 404 (set admin_token, AUTH_SIDECAR_ADMIN_TOKEN, to turn it on)")
     await stop.wait()
 
     log.info("draining")

@@ -32,6 +32,9 @@ def test_the_admin_cli_says_the_admin_api_is_off_instead_of_a_traceback(plain):
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and "HTTP 404" in done.stderr and "AUTH_SIDECAR_ADMIN_TOKEN" in done.stderr
+    # and the server said so when it started
+    assert any(line.startswith("admin API off") for line in (json.loads(raw)["msg"] for raw in plain.logs().splitlines()
+                                                             if raw.strip()))
 
 
 @pytest.mark.parametrize("count", ["0", "65"])
