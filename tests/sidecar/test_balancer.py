@@ -23,6 +23,13 @@ def workers(parent: int) -> list[int]:
     return sorted(int(p) for p in out.split())
 
 
+def files_closed(pid: int) -> bool:
+    try:
+        return not os.listdir(f"/proc/{pid}/fd")  # a zombie's is empty
+    except (FileNotFoundError, PermissionError):
+        return True
+
+
 def established(port: int) -> set[str]:
     """Socket inodes of the server side of established connections to `port`."""
     inodes = set()
@@ -110,7 +117,9 @@ def test_a_dead_worker_gets_no_more_connections(two_workers):
     pids = workers(s.proc.pid)
     token = s.mint("--sub", "u1", "--tenant", "t")
     os.kill(pids[0], signal.SIGKILL)
-    wait_until(lambda: workers(s.proc.pid) == [pids[1]], what="the worker gone")
+    # gone, its files closed: a dying process leaves pgrep's view (its memory is freed) before
+    # the kernel closes its files, and a connection handed in between would die with it
+    wait_until(lambda: workers(s.proc.pid) == [pids[1]] and files_closed(pids[0]), what="the worker gone")
     # every new connection is served by the one left, none is lost to the dead worker's channel
     for _ in range(6):
         c = Channel(s.grpc)
