@@ -28,6 +28,7 @@ import pytest
 
 from tests.support.net import free_port, wait_until
 from tests.support.processes import ROOT, envoy_yaml_from_docs
+from tests.sidecar.test_docs_examples import json_objects
 
 README_PORTS = (8080, 9191, 10000, 10001, 8000, 9901)
 MANAGED = ("x-tenant-id", "x-org-id", "x-project-id", "x-user-id", "x-client-id", "x-scopes")
@@ -81,19 +82,6 @@ def stop_session(pgid: int) -> None:
             return
         except Exception:
             continue
-
-
-def json_objects(text: str) -> list[dict]:
-    decoder, found, i = json.JSONDecoder(), [], 0
-    while (i := text.find("{", i)) != -1:
-        try:
-            obj, end = decoder.raw_decode(text, i)
-        except ValueError:
-            i += 1
-            continue
-        found.append(obj)
-        i = end
-    return found
 
 
 def test_examples_envoy_yaml_is_the_config_of_docs_and_e2e_tests():

@@ -4,6 +4,7 @@ widen it) and the access token's lifetime."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Iterable, TypeVar
@@ -11,7 +12,7 @@ from typing import Any, ClassVar, Generic, Iterable, TypeVar
 from starlette.requests import Request
 
 from sidecar.oauth.context import OAuthContext
-from sidecar.oauth.errors import InvalidRequest, InvalidScope
+from sidecar.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope
 from sidecar.oauth.issuer import HELD_CLAIM, new_family, new_refresh_token
 from sidecar.oauth.params import Params
 from sidecar.store.base import RefreshKey
@@ -147,3 +148,22 @@ def granted_scopes(requested: str | None, *allowed: Iterable[str] | None) -> set
     if extra:
         raise InvalidScope(f"scope not allowed: {' '.join(sorted(extra))}")
     return wanted
+
+
+_rotation_log = logging.getLogger("sidecar.oauth.refresh")
+
+
+async def refuse_failed_rotation(ctx: OAuthContext, old: RefreshRecord, outcome: str, *, what: str,
+                                 reuse: tuple[str, ...], reused: str, revoked: str) -> None:
+    """A rotation that did not go through is refused; reuse (an outcome in `reuse`) revokes the
+    whole family and its access tokens first. `what` names the token in the answers."""
+    if outcome in reuse:
+        ctx.metrics.reuse.inc()
+        _rotation_log.warning(f"{what} reused: family revoked", extra={"family": old.family[:8],
+                                                                       "client_id": old.client_id})
+        await ctx.revoker.family(old.family, old.family_expires_at)
+        raise InvalidGrant(reused)
+    if outcome == "revoked":
+        raise InvalidGrant(revoked)
+    if outcome != "ok":
+        raise InvalidGrant(f"{what} is {outcome}")

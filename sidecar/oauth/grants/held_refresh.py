@@ -24,7 +24,8 @@ from authz.errors import TokenError
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import digest
 from sidecar.oauth.errors import InvalidGrant
-from sidecar.oauth.grants.base import HELD_REFRESH, Grant, TokenAnswer, Validated, access_ttl, token_answer
+from sidecar.oauth.grants.base import (HELD_REFRESH, Grant, TokenAnswer, Validated, access_ttl, refuse_failed_rotation,
+                                       token_answer)
 from sidecar.oauth.issuer import HELD_CLAIM, new_refresh_token
 from sidecar.oauth.params import Params, required
 from sidecar.store.base import RefreshKey
@@ -108,15 +109,9 @@ class HeldRefreshGrant(Grant[Trading]):
                                    family_expires_at=old.family_expires_at, family=old.family, org_id=old.org_id,
                                    project_ids=old.project_ids, secret=token.claims["jti"])
         rotation = await ctx.store.rotate_refresh(old, new, (token.claims["jti"], token.claims["exp"]), time.time())
-        if rotation.outcome in ("reused", "replayed"):
-            ctx.metrics.reuse.inc()
-            log.warning("held access token traded twice: family revoked",
-                        extra={"family": old.family[:8], "client_id": old.client_id})
-            await ctx.revoker.family(old.family, old.family_expires_at)
-            raise InvalidGrant("access_token was already traded; its session has been revoked")
-        if rotation.outcome == "revoked":
-            raise InvalidGrant("the held session has been revoked")
-        if rotation.outcome != "ok":
-            raise InvalidGrant(f"the held session is {rotation.outcome}")
+        # nothing to hand out twice here: a replay within the grace period is reuse too
+        await refuse_failed_rotation(ctx, old, rotation.outcome, what="the held session", reuse=("reused", "replayed"),
+                                     reused="access_token was already traded; its session has been revoked",
+                                     revoked="the held session has been revoked")
         await ctx.revoker.access_tokens([v.presented])  # traded: it authorizes nothing more
         return token_answer(token.token, v)

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from sidecar.oauth import successor
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant
-from sidecar.oauth.grants.base import Grant, TokenAnswer, Validated, access_ttl, granted_scopes, token_answer
+from sidecar.oauth.grants.base import (Grant, TokenAnswer, Validated, access_ttl, granted_scopes, refuse_failed_rotation,
+                                       token_answer)
 from sidecar.oauth.issuer import REFRESH_PREFIX, new_refresh_token, parse_refresh_token
 from sidecar.oauth.params import Params, required
 from sidecar.store.base import RefreshKey
@@ -82,16 +83,10 @@ class RefreshTokenGrant(Grant[Rotating]):
             rt = first
             log.info("refresh token presented again within the grace period: same successor",
                      extra={"family": old.family[:8], "client_id": old.client_id})
-        elif rotation.outcome == "reused":
-            ctx.metrics.reuse.inc()
-            log.warning("refresh token reuse: family revoked", extra={"family": old.family[:8],
-                                                                       "client_id": old.client_id})
-            await ctx.revoker.family(old.family, old.family_expires_at)
-            raise InvalidGrant("refresh token was already used; its session has been revoked")
-        elif rotation.outcome == "revoked":
-            raise InvalidGrant("refresh token has been revoked")
-        elif rotation.outcome != "ok":
-            raise InvalidGrant(f"refresh token is {rotation.outcome}")
+        else:
+            await refuse_failed_rotation(ctx, old, rotation.outcome, what="refresh token", reuse=("reused",),
+                                         reused="refresh token was already used; its session has been revoked",
+                                         revoked="refresh token has been revoked")
         answer = token_answer(token.token, v)
         answer["refresh_token"] = rt
         return answer
