@@ -74,6 +74,30 @@ def _profile(tenant: str | None, org_id: str | None, project_ids: tuple[str, ...
 
 
 @dataclass(frozen=True, slots=True)
+class Confirmation:
+    """RFC 7800 `cnf`: the key the token is bound to. `jkt`: a DPoP key's RFC 7638 thumbprint
+    (RFC 9449 §6); `x5t`: a client certificate's SHA-256 thumbprint, `x5t#S256` (RFC 8705 §3.1).
+    Both base64url without padding."""
+    jkt: str | None = None
+    x5t: str | None = None
+
+
+def _confirmation(cnf: Any) -> Confirmation | None:
+    if cnf is None:
+        return None
+    if not isinstance(cnf, dict):
+        raise TokenError("claim cnf must be an object", "bad_claim")
+    jkt, x5t = cnf.get("jkt"), cnf.get("x5t#S256")
+    for name, value in (("cnf.jkt", jkt), ("cnf.x5t#S256", x5t)):
+        if value is not None and (type(value) is not str or not 1 <= len(value) <= 128):
+            raise TokenError(f"claim {name} must be a thumbprint", "bad_claim")
+    if jkt is None and x5t is None:
+        # a binding this server cannot check must not be treated as a bearer token
+        raise TokenError("claim cnf names no confirmation method this server checks", "bad_claim")
+    return Confirmation(jkt, x5t)
+
+
+@dataclass(frozen=True, slots=True)
 class Identity:
     """The verified facts about one token: its own subject, id and times, and a shared profile
     (a cached token costs a few small objects, bench row `rss_100k`)."""
@@ -82,6 +106,7 @@ class Identity:
     jti: str | None
     expires_at: float
     issued_at: float | None = None
+    cnf: Confirmation | None = None  # a sender-constrained token: checked on every request
 
     tenant = property(lambda self: self.profile.tenant)
     org_id = property(lambda self: self.profile.org_id)
@@ -119,4 +144,5 @@ class Identity:
             jti=_clean("jti", claims.get("jti"), shared=False, header=False),
             expires_at=expires_at,
             issued_at=float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool) else None,
+            cnf=_confirmation(claims.get("cnf")),
         )

@@ -41,6 +41,7 @@ _SCOPES = {"type": "array", "maxItems": models.ITEMS_MAX, "items": {
     "type": "string", "minLength": 1, "maxLength": models.ITEM_MAX, "pattern": models.SCOPE}}
 _PROJECTS = {"type": "array", "maxItems": models.ITEMS_MAX, "items": {
     "type": "string", "minLength": 1, "maxLength": models.ITEM_MAX, "pattern": models.TEXT}}
+_AUDIENCES = {"type": "array", "maxItems": models.ITEMS_MAX, "items": _NAME}
 _PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024}
 _BOOL = {"type": "boolean"}
 _TTL = {"type": "integer", "minimum": 1, "maximum": models.TTL_MAX}
@@ -63,7 +64,11 @@ def _record(props: dict[str, Any]) -> dict[str, Any]:
 _TENANT = _record({"id": _S, "name": _S, "disabled": _BOOL, "created": _TIME})
 _CLIENT = _record({"client_id": _S, "tenant": _S, "name": _S, "grant_types": _LIST, "scopes": _LIST,
                    "access_token_ttl": {"type": ["integer", "null"]}, "refresh_policy": _S,
-                   "refresh_rotation": _BOOL, "disabled": _BOOL, "created": _TIME})
+                   "refresh_rotation": _BOOL, "disabled": _BOOL, "token_endpoint_auth_method": _S,
+                   "tls_client_auth_subject_dn": {"type": ["string", "null"]}, "dpop_bound_access_tokens": _BOOL,
+                   "exchange_audiences": _LIST, "created": _TIME})
+_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "tls_client_auth", "self_signed_tls_client_auth", "none"]
+
 _USER = _record({"id": _S, "tenant": _S, "username": _S, "org_id": {"type": ["string", "null"]},
                  "project_ids": _LIST, "scopes": _LIST, "disabled": _BOOL, "created": _TIME})
 _SERVICE_USER = _record({"id": _S, "tenant": _S, "name": _S, "org_id": _S, "project_ids": _LIST, "scopes": _LIST,
@@ -155,15 +160,27 @@ def _admin_paths() -> dict[str, Any]:
                  "access_token_ttl": {**_TTL, "type": ["integer", "null"]},
                  "refresh_policy": {"type": "string", "enum": ["always", "offline", "never", "held"]},
                  "refresh_rotation": _BOOL,
-                 "client_id": {"type": ["string", "null"], "pattern": models.ID}}, ["name", "grant_types"]),
-                # refresh_policy held needs the held-refresh grant
-                "if": {"properties": {"refresh_policy": {"const": "held"}}, "required": ["refresh_policy"]},
-                "then": {"properties": {"grant_types": {"contains": {"const": HELD_REFRESH}}}}},
-                _obj({"client_id": _S, "client_secret": _S}), conflict="a client with that client_id exists")},
+                 "client_id": {"type": ["string", "null"], "pattern": models.ID},
+                 "token_endpoint_auth_method": {"type": "string", "enum": _AUTH_METHODS},
+                 "tls_client_auth_subject_dn": {**_NAME, "type": ["string", "null"]},
+                 "dpop_bound_access_tokens": _BOOL, "exchange_audiences": _AUDIENCES}, ["name", "grant_types"]),
+                "allOf": [
+                    # refresh_policy held needs the held-refresh grant
+                    {"if": {"properties": {"refresh_policy": {"const": "held"}}, "required": ["refresh_policy"]},
+                     "then": {"properties": {"grant_types": {"contains": {"const": HELD_REFRESH}}}}},
+                    # tls_client_auth names the certificate's subject, and only it does
+                    {"if": {"properties": {"token_endpoint_auth_method": {"const": "tls_client_auth"}},
+                            "required": ["token_endpoint_auth_method"]},
+                     "then": {"properties": {"tls_client_auth_subject_dn": {"type": "string"}},
+                              "required": ["tls_client_auth_subject_dn"]},
+                     "else": {"properties": {"tls_client_auth_subject_dn": {"type": "null"}}}}]},
+                _obj({"client_id": _S, "client_secret": _S}, ["client_id"]),
+                conflict="a client with that client_id exists")},
         t + "/clients/{client_id}": {
             "get": _get("a client (never its secret)", t + "/clients/{client_id}", _CLIENT),
             "patch": _patch("change a client; disabling revokes its tokens", t + "/clients/{client_id}",
-                            _obj({"grant_types": grant_types, "scopes": _SCOPES, "disabled": _BOOL}), _CLIENT),
+                            _obj({"grant_types": grant_types, "scopes": _SCOPES, "disabled": _BOOL,
+                                  "dpop_bound_access_tokens": _BOOL, "exchange_audiences": _AUDIENCES}), _CLIENT),
             "delete": _delete("delete a client", t + "/clients/{client_id}")},
         t + "/service-users": {
             "get": _list("a tenant's service users", t + "/service-users", _SERVICE_USER),

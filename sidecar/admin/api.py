@@ -140,17 +140,24 @@ class AdminApi:
     async def create_client(self, request: Request) -> Response:
         tenant = await self._tenant(request)
         body = await self._body(request, ClientIn)
-        secret = new_secret()
+        # only the secret methods have a secret: a public or certificate client gets none
+        secret = new_secret() if body.token_endpoint_auth_method.startswith("client_secret") else None
         if body.client_id and await self.store.get_client(body.client_id) is not None:
             raise AdminError(409, "conflict", f"client {body.client_id} exists")
         client = Client(client_id=body.client_id or secrets.token_urlsafe(12), tenant=tenant.id, name=body.name,
-                        grant_types=tuple(body.grant_types), scopes=tuple(body.scopes), secret_digest=digest(secret),
+                        grant_types=tuple(body.grant_types), scopes=tuple(body.scopes),
+                        secret_digest=digest(secret) if secret else "",
                         created=time.time(), access_token_ttl=body.access_token_ttl,
                         refresh_policy=body.refresh_policy, refresh_rotation=body.refresh_rotation,
-                        tenant_disabled=tenant.disabled)
+                        tenant_disabled=tenant.disabled, token_endpoint_auth_method=body.token_endpoint_auth_method,
+                        tls_client_auth_subject_dn=body.tls_client_auth_subject_dn,
+                        dpop_bound_access_tokens=body.dpop_bound_access_tokens,
+                        exchange_audiences=tuple(body.exchange_audiences))
         await self.store.put_client(client)
-        return JSONResponse({"client_id": client.client_id, "client_secret": secret}, status_code=201,
-                            headers=NO_STORE)
+        answer = {"client_id": client.client_id}
+        if secret:
+            answer["client_secret"] = secret
+        return JSONResponse(answer, status_code=201, headers=NO_STORE)
 
     async def delete_client(self, request: Request) -> Response:
         tenant = await self._tenant(request)

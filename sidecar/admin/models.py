@@ -48,6 +48,16 @@ def _grant_types(v: list[str]) -> list[str]:
 
 
 GrantTypes = Annotated[list[str], Field(min_length=1, max_length=len(GRANTS) or 1)]
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "tls_client_auth", "self_signed_tls_client_auth",
+                     "none"]
+Audiences = Annotated[list[Text], Field(max_length=ITEMS_MAX)]
+
+
+def _auth_method(method: str, subject_dn: str | None) -> None:
+    if method == "tls_client_auth" and not subject_dn:
+        raise ValueError("token_endpoint_auth_method tls_client_auth needs tls_client_auth_subject_dn")
+    if subject_dn and method != "tls_client_auth":
+        raise ValueError("tls_client_auth_subject_dn is only for token_endpoint_auth_method tls_client_auth")
 
 
 class TenantIn(BaseModel):
@@ -75,6 +85,11 @@ class ClientIn(BaseModel):
     refresh_policy: Literal["always", "offline", "never", "held"] = "always"
     refresh_rotation: bool = True
     client_id: str | None = Field(None, pattern=ID)
+    # docs/sender-constrained.md: how it authenticates, DPoP required, exchange audiences
+    token_endpoint_auth_method: AuthMethod = "client_secret_basic"
+    tls_client_auth_subject_dn: Text | None = None
+    dpop_bound_access_tokens: bool = False
+    exchange_audiences: Audiences = Field(default_factory=list)
 
     _v_grants = field_validator("grant_types")(classmethod(lambda cls, v: _grant_types(v)))
 
@@ -82,6 +97,9 @@ class ClientIn(BaseModel):
     def _held(self) -> "ClientIn":
         if self.refresh_policy == "held" and HELD_REFRESH not in self.grant_types:
             raise ValueError(f"refresh_policy held needs the grant type {HELD_REFRESH}")
+        _auth_method(self.token_endpoint_auth_method, self.tls_client_auth_subject_dn)
+        if self.token_endpoint_auth_method == "none" and "client_credentials" in self.grant_types:
+            raise ValueError("a public client (token_endpoint_auth_method none) may not use client_credentials")
         return self
 
 
@@ -112,6 +130,8 @@ class ClientPatch(BaseModel):
     grant_types: GrantTypes = None  # type: ignore[assignment]
     scopes: Scopes = None  # type: ignore[assignment]
     disabled: bool = None  # type: ignore[assignment]
+    dpop_bound_access_tokens: bool = None  # type: ignore[assignment]
+    exchange_audiences: Audiences = None  # type: ignore[assignment]
 
     _v_grants = field_validator("grant_types")(classmethod(lambda cls, v: _grant_types(v)))
 

@@ -27,7 +27,10 @@ def client(c: Client) -> dict[str, Any]:
     return {"client_id": c.client_id, "tenant": c.tenant, "name": c.name, "grant_types": list(c.grant_types),
             "scopes": list(c.scopes), "access_token_ttl": c.access_token_ttl, "refresh_policy": c.refresh_policy,
             "refresh_rotation": c.refresh_rotation, "disabled": c.disabled,
-            "created": _when(c.created)}
+            "token_endpoint_auth_method": c.token_endpoint_auth_method,
+            "tls_client_auth_subject_dn": c.tls_client_auth_subject_dn,
+            "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
+            "exchange_audiences": list(c.exchange_audiences), "created": _when(c.created)}
 
 
 def user(u: User) -> dict[str, Any]:

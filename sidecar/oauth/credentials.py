@@ -42,10 +42,13 @@ _NO_SUCH_CLIENT = digest("no such client")
 
 
 def genuine_client(secret: str, client: Client | None) -> Client | None:
-    """`client` (as read from the store, None when unknown) when `secret` is its secret."""
+    """`client` (as read from the store, None when unknown) when `secret` is its secret; a
+    public client (`token_endpoint_auth_method: none`) when no secret is presented."""
+    if client is not None and client.token_endpoint_auth_method == "none":
+        return None if secret else client  # RFC 6749 §2.1: a public client has no secret to present
     # compare even when the client is unknown, so timing does not tell which case it is
     ok = secret_matches(secret, client.secret_digest if client else _NO_SUCH_CLIENT)
-    return client if client is not None and ok and secret else None
+    return client if client is not None and ok and secret and client.secret_digest else None
 
 
 class Passwords:

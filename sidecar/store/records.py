@@ -44,6 +44,13 @@ class Client:
     refresh_rotation: bool = True  # False: a refresh keeps the same refresh token (Wazo's own behaviour)
     disabled: bool = False  # no token for it (invalid_client)
     tenant_disabled: bool = False  # its tenant's `disabled`, copied here: the token path reads no tenant
+    # how it authenticates at the token endpoint (RFC 7591 names; docs/sender-constrained.md):
+    # client_secret_basic / client_secret_post (either is accepted), tls_client_auth (with
+    # tls_client_auth_subject_dn), self_signed_tls_client_auth, none (a public client: no secret)
+    token_endpoint_auth_method: str = "client_secret_basic"
+    tls_client_auth_subject_dn: str | None = None
+    dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: a token request without a DPoP proof is refused
+    exchange_audiences: tuple[str, ...] = ()  # RFC 8693: audiences it may ask for by token exchange
 
 
 @dataclass(frozen=True)

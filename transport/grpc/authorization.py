@@ -21,7 +21,7 @@ from authz.engine import Checked, Engine
 from authz.identity import Identity
 from authz.mutation import Mutator
 from authz.now_or_later import Later, NowOrLater, settled
-from authz.request import AuthRequest
+from authz.request import AuthRequest, Origin
 from transport.grpc.unary import INVALID_ARGUMENT, GrpcError
 
 if TYPE_CHECKING:
@@ -61,6 +61,13 @@ def encode(decision: Decision, mutator: Mutator | None) -> bytes:
         meta.update(metadata)
         response.dynamic_metadata.CopyFrom(meta)
     return response.SerializeToString()
+
+
+def _origin(attrs: pb.AttributeContext) -> Origin:
+    """The Origin of a CheckRequest: scheme and host as Envoy received them, and the client
+    certificate it saw (`include_peer_certificate: true`)."""
+    http = attrs.request.http
+    return Origin(http.scheme or "http", http.host or http.headers.get(":authority", ""), attrs.source.certificate)
 
 
 class OwnPart:
@@ -128,7 +135,7 @@ class AuthorizationService:
         attrs = request.attributes
         http = attrs.request.http
         # protobuf maps are read in place: no copy of the headers per request
-        return AuthRequest(http.headers, http.path or "/", http.method, attrs.context_extensions)
+        return AuthRequest(http.headers, http.path or "/", http.method, attrs.context_extensions, attrs, _origin)
 
     def _encode(self, decision: Decision, identity: Identity | None) -> bytes:
         try:
