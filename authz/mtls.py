@@ -28,13 +28,15 @@ from authz.decision import Decision, unauthorized
 from authz.request import AuthRequest
 
 XFCC = "x-forwarded-client-cert"
-MEMO_SIZE = 1024  # distinct certificates remembered per worker (a few bytes each)
+MEMO_SIZE = 1024  # distinct certificates (or XFCC headers) remembered per worker
+MEMO_KEY_MAX = 8192  # longer ones (a padded XFCC) are not kept: at most ~8 MiB per worker
 
 NO_CERTIFICATE = unauthorized("the token is bound to a client certificate; this request presented none",
                               "certificate_missing")
 WRONG_CERTIFICATE = unauthorized("the token is bound to a client certificate this request did not present",
                                  "certificate_mismatch")
 
+_FEWER = object()  # an XFCC with fewer elements than trusted hops: the next source is used
 _PEM_BEGIN, _PEM_END = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
 
 
@@ -88,6 +90,8 @@ class XfccElement:
 
 def _split(text: str, sep: str) -> list[str]:
     """`text` split on `sep` outside double quotes (a backslash escapes inside them)."""
+    if '"' not in text:
+        return text.split(sep)
     parts, start, quoted, escaped = [], 0, False, False
     for i, ch in enumerate(text):
         if escaped:
@@ -132,29 +136,37 @@ class CertificateBinding:
 
     def __init__(self, trusted_hops: int = 0) -> None:
         self.trusted_hops = trusted_hops
-        self._memo: dict[str, str | None] = {}
+        self._memo: dict[str, object] = {}  # header or certificate → thumbprint, None or _FEWER
 
     def presented(self, req: AuthRequest) -> str | None:
         """The thumbprint of the client certificate behind `req`, None when none is known."""
         if self.trusted_hops:
             header = req.headers.get(XFCC)
             if header:
-                element = forwarded_element(header, self.trusted_hops)
-                if element is not None:
-                    return self._remember(element.hash or element.cert, element.thumbprint)
+                found = self._remember(header, self._from_xfcc)
+                if found is not _FEWER:
+                    return found  # type: ignore[return-value]
         certificate = req.origin().certificate
         if not certificate:
             return None
-        return self._remember(certificate, lambda: pem_thumbprint(certificate))
+        return self._remember(certificate, pem_thumbprint)  # type: ignore[return-value]
 
-    def _remember(self, key: str, compute: Callable[[], str | None]) -> str | None:
+    def _from_xfcc(self, header: str) -> str | None | object:
+        element = forwarded_element(header, self.trusted_hops)
+        return _FEWER if element is None else element.thumbprint()
+
+    def _remember(self, key: str, compute: Callable[[str], object]) -> object:
+        """compute(key), once per distinct key (the same header or certificate string comes
+        with every request of a connection)."""
         try:
             return self._memo[key]
         except KeyError:
             pass
+        if len(key) > MEMO_KEY_MAX:
+            return compute(key)  # a client may pad what it sends: kept memory stays bounded
         if len(self._memo) >= MEMO_SIZE:
             self._memo.clear()  # bounded; refilled by the certificates in use
-        value = self._memo[key] = compute() if key else None
+        value = self._memo[key] = compute(key)
         return value
 
     def refusal(self, x5t: str, req: AuthRequest) -> Decision | None:

@@ -102,6 +102,8 @@ def test_memo_is_bounded():
     for i in range(mtls.MEMO_SIZE + 10):
         binding.presented(request(f"Hash={i:064x}"))
     assert len(binding._memo) <= mtls.MEMO_SIZE
+    padded = f'{"x" * mtls.MEMO_KEY_MAX},Hash={HASH_A}'  # a client may pad the part left of the proxy's
+    assert binding.presented(request(padded)) == X5T_A and padded not in binding._memo
     assert binding.presented(request(f"Hash={HASH_A}")) == X5T_A
 
 
