@@ -341,3 +341,18 @@ def test_xfcc_is_ignored_when_no_proxy_is_trusted(stack, bound_token, tmp_path):
         assert_invalid_token(r)
     finally:
         direct.stop()
+
+
+def test_password_and_refresh_tokens_of_a_certificate_client_are_bound(stack, admin):
+    client_id = admin.post(f"/admin/tenants/{admin.tenant}/clients", {
+        "name": "app", "grant_types": ["password", "refresh_token"], "scopes": ["read"],
+        "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": stack.pki.a.subject})["client_id"]
+    admin.post(f"/admin/tenants/{admin.tenant}/users", {"username": "alice", "password": "correct horse"})
+    client = oauth2_client(stack, stack.token_url, client_id, stack.pki.a)
+    first = client.resource_owner_password("alice", "correct horse", scope="read")
+    assert claims(first.access_token)["cnf"] == {"x5t#S256": stack.pki.a.x5t}
+    refreshed = client.refresh_token(first.refresh_token)
+    assert claims(refreshed.access_token)["cnf"] == {"x5t#S256": stack.pki.a.x5t}
+    assert get(stack, stack.grpc_url, refreshed.access_token, stack.pki.a).status_code == 200
+    with pytest.raises(InvalidClient):  # the refresh token is the client's: another certificate is not
+        oauth2_client(stack, stack.token_url, client_id, stack.pki.b).refresh_token(refreshed.refresh_token)
