@@ -10,8 +10,10 @@ Where the certificate comes from (docs/sender-constrained.md):
 - else the certificate of Envoy's own TLS peer: CheckRequest `source.certificate`
   (`include_peer_certificate: true`; gRPC mode only).
 
-Thumbprints are memoised per certificate string (Envoy sends the same string for every
-request of a connection): the PEM is decoded once, not per Check.
+Thumbprints are memoised per certificate string or XFCC header (Envoy sends the same one
+with every request of a connection): a header is parsed and a PEM decoded once, not per Check.
+Measured (bench/engine_ab.py): a bearer cache hit unchanged; a bound one +1 µs with XFCC,
++3 µs with the CheckRequest's certificate (reading it from the message, not the thumbprint).
 """
 
 from __future__ import annotations

@@ -346,7 +346,8 @@ def test_xfcc_is_ignored_when_no_proxy_is_trusted(stack, bound_token, tmp_path):
 def test_password_and_refresh_tokens_of_a_certificate_client_are_bound(stack, admin):
     client_id = admin.post(f"/admin/tenants/{admin.tenant}/clients", {
         "name": "app", "grant_types": ["password", "refresh_token"], "scopes": ["read"],
-        "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": stack.pki.a.subject})["client_id"]
+        "token_endpoint_auth_method": "tls_client_auth",
+        "tls_client_auth_subject_dn": stack.pki.a.subject})["client_id"]
     admin.post(f"/admin/tenants/{admin.tenant}/users", {"username": "alice", "password": "correct horse"})
     client = oauth2_client(stack, stack.token_url, client_id, stack.pki.a)
     first = client.resource_owner_password("alice", "correct horse", scope="read")
