@@ -16,6 +16,7 @@ from authz.extract import TokenExtractor
 from authz.identity import Identity
 from authz.introspection import Introspector
 from authz.metrics import AuthzMetrics
+from authz.mtls import CertificateBinding
 from authz.mutation import Mutator
 from authz.now_or_later import NowOrLater, settled
 from authz.policy import RuleBook, Rules
@@ -35,7 +36,7 @@ PROJECT_HEADER = "x-project"
 class Engine:
     def __init__(self, extractor: TokenExtractor, verifier: JwtVerifier, cache: TokenCache, rules: RuleBook,
                  mutator: Mutator, metrics: AuthzMetrics, introspector: Introspector | None = None,
-                 is_revoked: RevocationCheck | None = None) -> None:
+                 is_revoked: RevocationCheck | None = None, trusted_proxy_hops: int = 0) -> None:
         self.extractor = extractor
         self.verifier = verifier
         self.cache = cache
@@ -44,6 +45,7 @@ class Engine:
         self.metrics = metrics
         self.introspector = introspector
         self.is_revoked = is_revoked
+        self.certificates = CertificateBinding(trusted_proxy_hops)  # RFC 8705 bound tokens
         self._anonymous = mutator.allow(None, None)
 
     def set_mutator(self, mutator: Mutator) -> None:
@@ -121,7 +123,13 @@ class Engine:
         return self._apply(entry, rules, req), identity
 
     def _apply(self, entry: Entry, rules: Rules, req: AuthRequest) -> Decision:
-        """The route's rules applied to a cached identity, remembered per (rules, project)."""
+        """The route's rules applied to a cached identity, remembered per (rules, project). A
+        sender-constrained token's binding is checked first, on every request."""
+        cnf = entry.identity.cnf
+        if cnf is not None and cnf.x5t is not None:
+            refused = self.certificates.refusal(cnf.x5t, req)
+            if refused is not None:
+                return refused
         project = req.headers.get(PROJECT_HEADER)
         decision = entry.decision_for(rules, project)
         if decision is None:

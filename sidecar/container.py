@@ -164,7 +164,8 @@ def build(settings: Settings, keyring: KeyRing | None = None,
                                         settings.cache.ttl_seconds))
     cache = TokenCache(settings.cache.max_entries, settings.cache.ttl_seconds, settings.cache.negative_ttl_seconds)
     engine = Engine(_extractor(settings), verifier, cache, _rules(settings), _mutator(settings), metrics,
-                    introspector=ChainIntrospector(chain), is_revoked=_revocation_check(settings, store))
+                    introspector=ChainIntrospector(chain), is_revoked=_revocation_check(settings, store),
+                    trusted_proxy_hops=settings.trusted_proxy_hops)
     issuer = TokenIssuer(keyring, settings.issuer, settings.accepted_audiences[0], settings.max_token_lifetime)
     revoker = Revoker(store, cache)
     oauth = _oauth_context(settings, store, issuer, revoker, http_client, registry, tracing)

@@ -42,6 +42,11 @@ _SCOPES = {"type": "array", "maxItems": models.ITEMS_MAX, "items": {
 _PROJECTS = {"type": "array", "maxItems": models.ITEMS_MAX, "items": {
     "type": "string", "minLength": 1, "maxLength": models.ITEM_MAX, "pattern": models.TEXT}}
 _AUDIENCES = {"type": "array", "maxItems": models.ITEMS_MAX, "items": _NAME}
+# RFC 7591 `jwks` of a self_signed_tls_client_auth client: each key names its certificate in x5c
+_JWKS = _obj({"keys": {"type": "array", "minItems": 1, "maxItems": 16, "items": {
+    "type": "object", "required": ["x5c"], "properties": {"x5c": {
+        "type": "array", "minItems": 1, "maxItems": 10, "items": {
+            "type": "string", "minLength": 4, "maxLength": 16_384, "pattern": models.BASE64}}}}}}, ["keys"])
 _PASSWORD = {"type": "string", "minLength": 8, "maxLength": 1024}
 _BOOL = {"type": "boolean"}
 _TTL = {"type": "integer", "minimum": 1, "maximum": models.TTL_MAX}
@@ -66,7 +71,8 @@ _CLIENT = _record({"client_id": _S, "tenant": _S, "name": _S, "grant_types": _LI
                    "access_token_ttl": {"type": ["integer", "null"]}, "refresh_policy": _S,
                    "refresh_rotation": _BOOL, "disabled": _BOOL, "token_endpoint_auth_method": _S,
                    "tls_client_auth_subject_dn": {"type": ["string", "null"]}, "dpop_bound_access_tokens": _BOOL,
-                   "exchange_audiences": _LIST, "created": _TIME})
+                   "exchange_audiences": _LIST, "jwks": {"type": ["object", "null"]},
+                   "tls_client_certificate_bound_access_tokens": _BOOL, "created": _TIME})
 _AUTH_METHODS = ["client_secret_basic", "client_secret_post", "tls_client_auth", "self_signed_tls_client_auth", "none"]
 
 _USER = _record({"id": _S, "tenant": _S, "username": _S, "org_id": {"type": ["string", "null"]},
@@ -163,7 +169,9 @@ def _admin_paths() -> dict[str, Any]:
                  "client_id": {"type": ["string", "null"], "pattern": models.ID},
                  "token_endpoint_auth_method": {"type": "string", "enum": _AUTH_METHODS},
                  "tls_client_auth_subject_dn": {**_NAME, "type": ["string", "null"]},
-                 "dpop_bound_access_tokens": _BOOL, "exchange_audiences": _AUDIENCES}, ["name", "grant_types"]),
+                 "dpop_bound_access_tokens": _BOOL, "exchange_audiences": _AUDIENCES,
+                 "jwks": {**_JWKS, "type": ["object", "null"]},
+                 "tls_client_certificate_bound_access_tokens": _BOOL}, ["name", "grant_types"]),
                 "allOf": [
                     # refresh_policy held needs the held-refresh grant
                     {"if": {"properties": {"refresh_policy": {"const": "held"}}, "required": ["refresh_policy"]},
@@ -173,14 +181,19 @@ def _admin_paths() -> dict[str, Any]:
                             "required": ["token_endpoint_auth_method"]},
                      "then": {"properties": {"tls_client_auth_subject_dn": {"type": "string"}},
                               "required": ["tls_client_auth_subject_dn"]},
-                     "else": {"properties": {"tls_client_auth_subject_dn": {"type": "null"}}}}]},
+                     "else": {"properties": {"tls_client_auth_subject_dn": {"type": "null"}}}},
+                    # self_signed_tls_client_auth registers its certificates
+                    {"if": {"properties": {"token_endpoint_auth_method": {"const": "self_signed_tls_client_auth"}},
+                            "required": ["token_endpoint_auth_method"]},
+                     "then": {"properties": {"jwks": {"type": "object"}}, "required": ["jwks"]}}]},
                 _obj({"client_id": _S, "client_secret": _S}, ["client_id"]),
                 conflict="a client with that client_id exists")},
         t + "/clients/{client_id}": {
             "get": _get("a client (never its secret)", t + "/clients/{client_id}", _CLIENT),
             "patch": _patch("change a client; disabling revokes its tokens", t + "/clients/{client_id}",
                             _obj({"grant_types": grant_types, "scopes": _SCOPES, "disabled": _BOOL,
-                                  "dpop_bound_access_tokens": _BOOL, "exchange_audiences": _AUDIENCES}), _CLIENT),
+                                  "dpop_bound_access_tokens": _BOOL, "exchange_audiences": _AUDIENCES,
+                                  "jwks": _JWKS, "tls_client_certificate_bound_access_tokens": _BOOL}), _CLIENT),
             "delete": _delete("delete a client", t + "/clients/{client_id}")},
         t + "/service-users": {
             "get": _list("a tenant's service users", t + "/service-users", _SERVICE_USER),

@@ -152,7 +152,9 @@ class AdminApi:
                         tenant_disabled=tenant.disabled, token_endpoint_auth_method=body.token_endpoint_auth_method,
                         tls_client_auth_subject_dn=body.tls_client_auth_subject_dn,
                         dpop_bound_access_tokens=body.dpop_bound_access_tokens,
-                        exchange_audiences=tuple(body.exchange_audiences))
+                        exchange_audiences=tuple(body.exchange_audiences),
+                        jwks=body.jwks.model_dump() if body.jwks else None,
+                        tls_client_certificate_bound_access_tokens=body.tls_client_certificate_bound_access_tokens)
         await self.store.put_client(client)
         answer = {"client_id": client.client_id}
         if secret:

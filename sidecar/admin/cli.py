@@ -76,6 +76,27 @@ def _password(value: str | None) -> str | None:
     return value
 
 
+def _jwks(paths: list[str] | None) -> dict[str, Any] | None:
+    """PEM files → an RFC 7517 JWK Set naming each certificate in `x5c` (self_signed_tls_client_auth)."""
+    if not paths:
+        return None
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    keys = []
+    for path in paths:
+        with open(path, "rb") as pem:
+            for cert in x509.load_pem_x509_certificates(pem.read()):
+                key = cert.public_key()
+                kty = "EC" if isinstance(key, ec.EllipticCurvePublicKey) else \
+                    "RSA" if isinstance(key, rsa.RSAPublicKey) else "OKP"
+                keys.append({"kty": kty, "x5c": [base64.b64encode(cert.public_bytes(Encoding.DER)).decode()]})
+    return {"keys": keys}
+
+
 def _changes(args: argparse.Namespace, lists: tuple[str, ...] = (), plain: tuple[str, ...] = ()) -> dict[str, Any]:
     """The PATCH body: only what a flag names."""
     body: dict[str, Any] = {}
@@ -153,7 +174,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="when a password login gets a refresh token (docs/token-service.md#refresh-policy)")
     c.add_argument("--no-refresh-rotation", action="store_true", help="a refresh keeps the same refresh token")
     c.add_argument("--client-id", help="keep an id the application already uses (default: a new random one)")
+    # client certificates (RFC 8705, docs/sender-constrained.md)
+    c.add_argument("--auth-method", choices=["client_secret_basic", "client_secret_post", "tls_client_auth",
+                                             "self_signed_tls_client_auth", "none"],
+                   help="token_endpoint_auth_method (default client_secret_basic: a secret, printed once)")
+    c.add_argument("--subject-dn", help="tls_client_auth: its certificate's subject DN, RFC 4514 (CN=…,O=…)")
+    c.add_argument("--certificate", action="append", metavar="PEM_FILE",
+                   help="self_signed_tls_client_auth: a file of certificates it may present (repeatable)")
+    c.add_argument("--certificate-bound-tokens", action="store_true",
+                   help="bind its tokens to the certificate it presents even with a secret "
+                        "(tls_client_certificate_bound_access_tokens)")
     c.set_defaults(func=lambda a: _call(a, "POST", f"/admin/tenants/{_seg(a.tenant)}/clients", {
+        **({"token_endpoint_auth_method": a.auth_method} if a.auth_method else {}),
+        **({"tls_client_auth_subject_dn": a.subject_dn} if a.subject_dn else {}),
+        **({"jwks": _jwks(a.certificate)} if a.certificate else {}),
+        **({"tls_client_certificate_bound_access_tokens": True} if a.certificate_bound_tokens else {}),
         "name": a.name, "grant_types": _split(a.grant_types), "scopes": _split(a.scopes),
         **({"access_token_ttl": a.access_token_ttl} if a.access_token_ttl else {}),
         **({"refresh_policy": a.refresh_policy} if a.refresh_policy else {}),

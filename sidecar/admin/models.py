@@ -53,11 +53,32 @@ AuthMethod = Literal["client_secret_basic", "client_secret_post", "tls_client_au
 Audiences = Annotated[list[Text], Field(max_length=ITEMS_MAX)]
 
 
-def _auth_method(method: str, subject_dn: str | None) -> None:
+def check_auth_method(method: str, subject_dn: str | None, jwks: object = None) -> None:
+    if method == "self_signed_tls_client_auth" and jwks is None:
+        raise ValueError("token_endpoint_auth_method self_signed_tls_client_auth needs jwks (certificates in x5c)")
     if method == "tls_client_auth" and not subject_dn:
         raise ValueError("token_endpoint_auth_method tls_client_auth needs tls_client_auth_subject_dn")
     if subject_dn and method != "tls_client_auth":
         raise ValueError("tls_client_auth_subject_dn is only for token_endpoint_auth_method tls_client_auth")
+
+
+# an x5c entry: standard base64 (not base64url) of a DER certificate (RFC 7517 §4.7); compared
+# byte for byte with the certificate presented, never parsed
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+X5c = Annotated[list[Annotated[str, Field(min_length=4, max_length=16_384, pattern=BASE64)]],
+                Field(min_length=1, max_length=10)]
+
+
+class CertificateJwk(BaseModel):
+    """A JWK naming a certificate; its other members (kty, kid, n/e, x/y…) are kept as given."""
+    model_config = ConfigDict(extra="allow", strict=True)
+    x5c: X5c
+
+
+class Jwks(BaseModel):
+    """RFC 7591 `jwks`: self_signed_tls_client_auth's certificates (RFC 8705 §2.2)."""
+    model_config = _STRICT
+    keys: Annotated[list[CertificateJwk], Field(min_length=1, max_length=16)]
 
 
 class TenantIn(BaseModel):
@@ -90,12 +111,14 @@ class ClientIn(BaseModel):
     tls_client_auth_subject_dn: Text | None = None
     dpop_bound_access_tokens: bool = False
     exchange_audiences: Audiences = Field(default_factory=list)
+    jwks: Jwks | None = None
+    tls_client_certificate_bound_access_tokens: bool = False
 
     _v_grants = field_validator("grant_types")(classmethod(lambda cls, v: _grant_types(v)))
 
     @model_validator(mode="after")
     def _consistent(self) -> "ClientIn":
-        _auth_method(self.token_endpoint_auth_method, self.tls_client_auth_subject_dn)
+        check_auth_method(self.token_endpoint_auth_method, self.tls_client_auth_subject_dn, self.jwks)
         problem = grant_conflict(self.grant_types, self.refresh_policy, self.token_endpoint_auth_method)
         if problem:
             raise ValueError(problem)
@@ -140,6 +163,8 @@ class ClientPatch(BaseModel):
     disabled: bool = None  # type: ignore[assignment]
     dpop_bound_access_tokens: bool = None  # type: ignore[assignment]
     exchange_audiences: Audiences = None  # type: ignore[assignment]
+    jwks: Jwks = None  # type: ignore[assignment]  # new certificates (self_signed_tls_client_auth)
+    tls_client_certificate_bound_access_tokens: bool = None  # type: ignore[assignment]
 
     _v_grants = field_validator("grant_types")(classmethod(lambda cls, v: _grant_types(v)))
 

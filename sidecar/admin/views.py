@@ -30,7 +30,9 @@ def client(c: Client) -> dict[str, Any]:
             "token_endpoint_auth_method": c.token_endpoint_auth_method,
             "tls_client_auth_subject_dn": c.tls_client_auth_subject_dn,
             "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
-            "exchange_audiences": list(c.exchange_audiences), "created": _when(c.created)}
+            "exchange_audiences": list(c.exchange_audiences), "jwks": c.jwks,
+            "tls_client_certificate_bound_access_tokens": c.tls_client_certificate_bound_access_tokens,
+            "created": _when(c.created)}
 
 
 def user(u: User) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from config.settings import PasswordHashing
+from sidecar.oauth.certificates import CERTIFICATE_METHODS, PresentedCertificate, certificate_authenticates
 from sidecar.oauth.errors import TemporarilyUnavailable
 from sidecar.store import Store
 from sidecar.store.records import Client
@@ -41,11 +42,15 @@ def secret_matches(secret: str, stored_digest: str) -> bool:
 _NO_SUCH_CLIENT = digest("no such client")
 
 
-def genuine_client(secret: str, client: Client | None) -> Client | None:
+def genuine_client(secret: str, client: Client | None,
+                   certificate: PresentedCertificate | None = None) -> Client | None:
     """`client` (as read from the store, None when unknown) when `secret` is its secret; a
-    public client (`token_endpoint_auth_method: none`) when no secret is presented."""
+    public client (`token_endpoint_auth_method: none`) when no secret is presented; a
+    certificate client (RFC 8705) when no secret is presented and `certificate` is its own."""
     if client is not None and client.token_endpoint_auth_method == "none":
         return None if secret else client  # RFC 6749 §2.1: a public client has no secret to present
+    if client is not None and client.token_endpoint_auth_method in CERTIFICATE_METHODS:
+        return None if secret or not certificate_authenticates(client, certificate) else client
     # compare even when the client is unknown, so timing does not tell which case it is
     ok = secret_matches(secret, client.secret_digest if client else _NO_SUCH_CLIENT)
     return client if client is not None and ok and secret and client.secret_digest else None

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sidecar.oauth import responses
+from sidecar.oauth.certificates import binds_tokens, bound_thumbprint, certificate_refusal, presented_certificate
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import genuine_client
 from sidecar.oauth.errors import (InvalidClient, OAuthError, TemporarilyUnavailable, UnauthorizedClient,
@@ -58,6 +59,8 @@ class TokenEndpoint:
         if client is not None and grant_type not in client.grant_types:
             raise UnauthorizedClient(f"this client may not use grant_type {grant_type}")
         validated = await grant.validate(ctx, request, params, client, prefetched)
+        if binds_tokens(client):  # RFC 8705 §3: bound to the certificate it presented
+            validated.extra["cnf"] = {"x5t#S256": bound_thumbprint(request, ctx.settings.trusted_proxy_hops)}
         request.state.client_id = validated.client_id
         answer = await grant.issue(ctx, validated)
         ctx.metrics.issued.labels(grant_type, validated.client_id).inc()
@@ -75,10 +78,11 @@ async def authenticate(ctx: OAuthContext, request: Request, params: Params, requ
     keys = ctx.throttle.keys(request, "client", presented.client_id)
     state = await ctx.store.login_state(presented.lookup_id, keys, prefetch)
     ctx.throttle.refuse_if_blocked("client", state.blocked_until, InvalidClient)
-    client = genuine_client(presented.secret, state.client)  # pure: no I/O
+    certificate = presented_certificate(request, ctx.settings.trusted_proxy_hops)  # RFC 8705, via the proxy
+    client = genuine_client(presented.secret, state.client, certificate)  # pure: no I/O
     if client is None:
         await ctx.throttle.failed("client", keys)
-        raise presented.rejected()
+        raise certificate_refusal(state.client, certificate, presented.secret) or presented.rejected()
     await ctx.throttle.succeeded(keys, state.failures)
     if client.disabled or client.tenant_disabled:  # after the secret: tells only its holder
         raise InvalidClient("client is disabled")

@@ -6,6 +6,9 @@ from typing import Any
 
 from sidecar.oauth.grants import GRANTS
 
+# RFC 8705 §2: the certificate methods work through a TLS-terminating proxy (trusted_proxy_hops)
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "tls_client_auth", "self_signed_tls_client_auth"]
+
 
 def server_metadata(issuer: str, algs: list[str]) -> dict[str, Any]:
     return {
@@ -16,9 +19,10 @@ def server_metadata(issuer: str, algs: list[str]) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "grant_types_supported": sorted(GRANTS),
         "response_types_supported": ["token"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "tls_client_certificate_bound_access_tokens": True,  # RFC 8705 §3.3
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
         "scopes_supported": ["offline_access"],
     }

@@ -51,6 +51,11 @@ class Client:
     tls_client_auth_subject_dn: str | None = None
     dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2: a token request without a DPoP proof is refused
     exchange_audiences: tuple[str, ...] = ()  # RFC 8693: audiences it may ask for by token exchange
+    # RFC 8705 §2.2: self_signed_tls_client_auth's registered certificates, an RFC 7517 JWK Set
+    # whose keys carry `x5c` (the first certificate of each is compared); kept as given
+    jwks: dict[str, Any] | None = field(default=None, hash=False)
+    # RFC 8705 §3.4: tokens bound to the certificate it presents, whatever its auth method
+    tls_client_certificate_bound_access_tokens: bool = False
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ class HeldRefreshGrant(Grant[Trading]):
         old = v.old
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids,
-                                        extra={HELD_CLAIM: old.family})
+                                        extra={**v.extra, HELD_CLAIM: old.family})
         _, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject, scope=old.scope,
                                    family_expires_at=old.family_expires_at, family=old.family, org_id=old.org_id,
                                    project_ids=old.project_ids, secret=token.claims["jti"])

@@ -64,7 +64,7 @@ class RefreshTokenGrant(Grant[Rotating]):
     async def issue(self, ctx: OAuthContext, v: Rotating) -> TokenAnswer:
         old, secret = v.old, v.secret
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
-                                        ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids)
+                                        ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids, extra=v.extra)
         if not v.rotate:
             return await self._keep(ctx, v, token.token, (token.claims["jti"], token.claims["exp"]))
         rt, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
