@@ -161,6 +161,10 @@ class MemoryStore(Store):
         now = self._clock()
         return [(j, e) for j, e in self.family_jtis.get(family, []) if e > now]
 
+    async def join_family(self, family: str, access: tuple[str, float]) -> bool:
+        self.family_jtis.setdefault(family, []).append(access)
+        return family not in self.revoked_families
+
     async def revoke_jti(self, jti: str, exp: float) -> None:
         self.revoked_jtis[jti] = exp
 
