@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 
 from sidecar.oauth.context import OAuthContext
-from sidecar.oauth.errors import InvalidGrant, InvalidRequest, InvalidTarget
+from sidecar.oauth.errors import InvalidGrant, InvalidRequest, InvalidTarget, UnauthorizedClient
 from sidecar.oauth.grants.base import Grant, TokenAnswer, Validated, access_ttl, granted_scopes, token_answer
 from sidecar.oauth.issuer import FAMILY_CLAIM, HELD_CLAIM
 from sidecar.oauth.params import Params, every, required
@@ -49,6 +49,9 @@ class TokenExchangeGrant(Grant[Exchanging]):
         assert client is not None  # client_required: the endpoint authenticated it
         if ctx.presented is None:
             raise InvalidRequest("token exchange is not available here")
+        if client.token_endpoint_auth_method == "none":
+            # whoever holds a user's token and a public client's id would reach every audience it may ask for
+            raise UnauthorizedClient("a public client (token_endpoint_auth_method none) may not exchange tokens")
         asked_type = params.get("requested_token_type") or ACCESS_TOKEN
         if asked_type not in TOKEN_TYPES:
             raise InvalidRequest(f"requested_token_type {asked_type[:64]} is not supported; "
