@@ -23,7 +23,7 @@ from starlette.routing import Route
 from authz.keys import generate_private_key, private_pem, public_jwk, thumbprint_kid
 from sidecar.admin import audit, views
 from sidecar.admin.models import (ClientIn, ClientPatch, CredentialIn, ServiceUserIn, ServiceUserPatch, TenantIn,
-                                  TenantPatch, UserIn, UserPatch)
+                                  TenantPatch, UserIn, UserPatch, grant_conflict)
 from sidecar.bodies import BodyError, parse_json, read_capped
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import digest, new_secret
@@ -322,6 +322,9 @@ class AdminApi:
         changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.model_dump(
             include=body.model_fields_set).items()}
         updated = dataclasses.replace(client, **changes)
+        problem = grant_conflict(updated.grant_types, updated.refresh_policy, updated.token_endpoint_auth_method)
+        if problem:
+            raise AdminError(400, "invalid_request", problem)
         await self.store.put_client(updated)
         if updated.disabled and not client.disabled:
             await self.ctx.revoker.client(client.client_id)

@@ -7,7 +7,7 @@ states exactly what is refused."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -94,13 +94,21 @@ class ClientIn(BaseModel):
     _v_grants = field_validator("grant_types")(classmethod(lambda cls, v: _grant_types(v)))
 
     @model_validator(mode="after")
-    def _held(self) -> "ClientIn":
-        if self.refresh_policy == "held" and HELD_REFRESH not in self.grant_types:
-            raise ValueError(f"refresh_policy held needs the grant type {HELD_REFRESH}")
+    def _consistent(self) -> "ClientIn":
         _auth_method(self.token_endpoint_auth_method, self.tls_client_auth_subject_dn)
-        if self.token_endpoint_auth_method == "none" and "client_credentials" in self.grant_types:
-            raise ValueError("a public client (token_endpoint_auth_method none) may not use client_credentials")
+        problem = grant_conflict(self.grant_types, self.refresh_policy, self.token_endpoint_auth_method)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def grant_conflict(grant_types: Any, refresh_policy: str, auth_method: str) -> str | None:
+    """Why these grant types do not fit the client's other settings (at creation and on a PATCH)."""
+    if refresh_policy == "held" and HELD_REFRESH not in grant_types:
+        return f"refresh_policy held needs the grant type {HELD_REFRESH}"
+    if auth_method == "none" and "client_credentials" in grant_types:
+        return "a public client (token_endpoint_auth_method none) may not use client_credentials"
+    return None
 
 
 class ServiceUserIn(BaseModel):
