@@ -273,3 +273,18 @@ def test_client_without_the_grant_is_refused(world):
                    data={"grant_type": EXCHANGE, "subject_token": alice, "subject_token_type": ACCESS,
                          "audience": "service-b"})
     assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
+
+
+def test_json_body_lists_and_lifetime_bounded_by_the_subject_token(world):
+    now = int(time.time())
+    short = sign(world.ring, {"iss": ISSUER, "sub": world.app.user_id, "aud": ISSUER, "exp": now + 60, "iat": now,
+                              "jti": f"s-{now}", "scope": "read", "tenant": world.app.tenant})
+    auth = (world.a.auth.client_id, world.a.auth.client_secret)
+    r = httpx.post(world.token_url, auth=auth, json={"grant_type": EXCHANGE, "subject_token": short,
+                                                     "subject_token_type": JWT, "audience": ["service-b", "service-d"]})
+    assert r.status_code == 200, r.text
+    assert payload(r.json()["access_token"])["aud"] == ["service-b", "service-d"]
+    assert 55 <= r.json()["expires_in"] <= 60 and payload(r.json()["access_token"])["exp"] <= now + 60
+    bad = httpx.post(world.token_url, auth=auth, json={"grant_type": EXCHANGE, "subject_token": short,
+                                                       "subject_token_type": JWT, "audience": "service-b\nservice-d"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_request"
