@@ -3,6 +3,7 @@ The Mutator makes the allows and derives from a Decision what the transports enc
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from config.settings import HeaderNames
@@ -17,7 +18,7 @@ MAX_SHAPES = 4096  # distinct shared allows kept; past that the table starts ove
 class Mutator:
     def __init__(self, names: HeaderNames, remove_authorization: bool = False) -> None:
         self.names = names
-        self.managed = (names.tenant, names.org, names.project, names.user, names.client, names.scopes)
+        self.managed = (names.tenant, names.org, names.project, names.user, names.client, names.scopes, names.actor)
         self._extra_remove = ("authorization",) if remove_authorization else ()
         self._allows: dict[tuple, Decision] = {}
 
@@ -42,7 +43,7 @@ class Mutator:
             return ()
         n = self.names
         values = ((n.tenant, shape.tenant), (n.org, shape.org_id), (n.project, decision.project),
-                  (n.client, shape.client_id), (n.scopes, shape.scope_text))
+                  (n.client, shape.client_id), (n.scopes, shape.scope_text), (n.actor, shape.actor))
         shared = tuple((name, value) for name, value in values if value)
         return shared + ((n.user, identity.subject),) if identity is not None and identity.subject else shared
 
@@ -56,15 +57,16 @@ class Mutator:
 
     @staticmethod
     def metadata(decision: Decision, identity: Identity | None = None) -> dict[str, Any]:
-        """Dynamic metadata of an allow: its shape's, and with `identity` also the token's own
-        `sub` and `jti`."""
+        """Dynamic metadata of an allow: its shape's (with a delegated token's whole `act`), and
+        with `identity` also the token's own `sub` and `jti`."""
         if not decision.allowed:
             return {}
         shape = decision.identity
         if shape is None:
             return {"anonymous": True}
         meta = {"tenant": shape.tenant, "org_id": shape.org_id, "project_id": decision.project,
-                "client_id": shape.client_id, "scope": shape.scope_text, "iss": shape.issuer}
+                "client_id": shape.client_id, "scope": shape.scope_text, "iss": shape.issuer,
+                "act": json.loads(shape.profile.act) if shape.profile.act else None}
         if identity is not None:
             meta.update(sub=identity.subject, jti=identity.jti)
         return {k: v for k, v in meta.items() if v}

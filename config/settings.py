@@ -26,6 +26,7 @@ class HeaderNames(BaseModel):
     user: str = "x-user-id"
     client: str = "x-client-id"
     scopes: str = "x-scopes"
+    actor: str = "x-actor-id"  # the immediate actor (`act.sub`) of a delegated token (RFC 8693)
 
     @field_validator("*")
     @classmethod

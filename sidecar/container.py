@@ -31,6 +31,7 @@ from sidecar.oauth.credentials import Passwords
 from sidecar.oauth.introspection import StoreIntrospector
 from sidecar.oauth.issuer import TokenIssuer
 from sidecar.oauth.metrics import OAuthMetrics
+from sidecar.oauth.presented import PresentedTokens
 from sidecar.oauth.revoker import Revoker
 from sidecar.oauth.throttle import LoginThrottle
 from sidecar.oauth.credentials import RemoteCredentials, StoreCredentials
@@ -169,6 +170,8 @@ def build(settings: Settings, keyring: KeyRing | None = None,
     issuer = TokenIssuer(keyring, settings.issuer, settings.accepted_audiences[0], settings.max_token_lifetime)
     revoker = Revoker(store, cache)
     oauth = _oauth_context(settings, store, issuer, revoker, http_client, registry, tracing)
+    # token exchange verifies subject and actor tokens as ext_authz does, with the engine's parts
+    oauth.presented = PresentedTokens(verifier, engine.introspector, engine.is_revoked)
     # the adapters' engine: traced only when tracing is on; off, they call the engine itself
     checks: Any = engine if tracing is None else _traced_engine(engine, tracing)
     http_check = HttpCheckApp(checks)

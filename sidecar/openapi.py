@@ -8,6 +8,7 @@ from typing import Any
 from sidecar.admin import models, views
 from sidecar.oauth.grants import GRANTS
 from sidecar.oauth.grants.base import HELD_REFRESH
+from sidecar.oauth.grants.token_exchange import TOKEN_EXCHANGE, TOKEN_TYPES
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -185,7 +186,11 @@ def _admin_paths() -> dict[str, Any]:
                     # self_signed_tls_client_auth registers its certificates
                     {"if": {"properties": {"token_endpoint_auth_method": {"const": "self_signed_tls_client_auth"}},
                             "required": ["token_endpoint_auth_method"]},
-                     "then": {"properties": {"jwks": {"type": "object"}}, "required": ["jwks"]}}]},
+                     "then": {"properties": {"jwks": {"type": "object"}}, "required": ["jwks"]}},
+                    # a public client has no secret to prove client_credentials with
+                    {"if": {"properties": {"token_endpoint_auth_method": {"const": "none"}},
+                            "required": ["token_endpoint_auth_method"]},
+                     "then": {"properties": {"grant_types": {"not": {"contains": {"const": "client_credentials"}}}}}}]},
                 _obj({"client_id": _S, "client_secret": _S}, ["client_id"]),
                 conflict="a client with that client_id exists")},
         t + "/clients/{client_id}": {
@@ -231,14 +236,21 @@ def _admin_paths() -> dict[str, Any]:
 
 
 def openapi_document(issuer: str) -> dict[str, Any]:
+    token_type = {"type": "string", "enum": list(TOKEN_TYPES)}
+    targets = {"oneOf": [_S, {"type": "array", "items": _S, "minItems": 1}],
+               "description": "RFC 8693: may repeat (a JSON body: a list)"}
     token_form = _obj({"grant_type": {"type": "string", "enum": [
         "password", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer",
-        "urn:auth-sidecar:grant-type:held-refresh"]},
+        "urn:auth-sidecar:grant-type:held-refresh", TOKEN_EXCHANGE]},
         "username": _S, "password": _S, "scope": _S, "refresh_token": _S, "assertion": _S, "access_token": _S,
         "client_id": _S, "client_secret": _S, "expires_in": _S, "expiration": _S,
-        "access_type": {"type": "string", "enum": ["online", "offline"]}}, ["grant_type"])
+        "access_type": {"type": "string", "enum": ["online", "offline"]},
+        # token exchange (RFC 8693 §2.1)
+        "subject_token": _S, "subject_token_type": token_type, "actor_token": _S, "actor_token_type": token_type,
+        "requested_token_type": token_type, "audience": targets, "resource": targets}, ["grant_type"])
     token_answer = _obj({"access_token": _S, "token_type": _S, "expires_in": {"type": "integer"},
-                         "refresh_token": _S, "scope": _S}, ["access_token", "token_type", "expires_in"])
+                         "refresh_token": _S, "scope": _S, "issued_token_type": _S},
+                        ["access_token", "token_type", "expires_in"])
     form = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": token_form},
                                           "application/json": {"schema": token_form}}}
     token_param = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": _obj(
@@ -251,7 +263,7 @@ def openapi_document(issuer: str) -> dict[str, Any]:
             "client": {"type": "http", "scheme": "basic"},
             "admin": {"type": "http", "scheme": "bearer"}}},
         "paths": {
-            "/oauth/token": {"post": {"summary": "token endpoint (RFC 6749, RFC 7523)", "security": [{"client": []}, {}],
+            "/oauth/token": {"post": {"summary": "token endpoint (RFC 6749, RFC 7523, RFC 8693)", "security": [{"client": []}, {}],
                                       "requestBody": form, "responses": {
                                           "200": {"description": "tokens", "content": {"application/json": {"schema": token_answer}}},
                                           "400": _ERROR, "401": _ERROR, "413": _ERROR, "429": _ERROR,

@@ -1,4 +1,4 @@
-"""The token service: client_credentials and password grants on the main sidecar (the
+"""The token service: client_credentials, token exchange and password grants on the main sidecar (the
 password grant alternating with argon2id alone, a drift of the machine hits both alike), and
 refresh grants on the memory store (one worker) and on Redis (one worker per core, as a
 deployment on 2 cores would run), the password hash at its cheapest there."""
@@ -16,8 +16,8 @@ from bench import loaders
 from bench.payloads import post_lua
 from bench.procstat import cpu_seconds
 from bench.recorder import Recorder
-from bench.stack import CHEAP_HASH, Stack, new_app
-from harness.oauth import App
+from bench.stack import ADMIN, CHEAP_HASH, Stack, new_app
+from harness.oauth import App, Admin, login
 from harness.processes import Sidecar
 
 CC_BODY = ["grant_type=client_credentials"]
@@ -77,6 +77,9 @@ def run(rec: Recorder, stack: Stack) -> None:
     if rec.want("token_client_credentials"):
         cc = wrk_posts(stack, main.http, "cc", new_app(main.http, ["client_credentials"]), CC_BODY)
         rec.measure("token_client_credentials", cc)
+    if rec.want("token_exchange"):
+        with rec.failing("token_exchange", "req/s"):
+            rec.measure("token_exchange", exchanges(stack, main))
     logins(rec, stack)
     stores = [("", {}, 1)]  # (row suffix, env, workers)
     if any(rec.want(r) for r in ("token_client_credentials_redis", "token_refresh_redis")):
@@ -84,6 +87,20 @@ def run(rec: Recorder, stack: Stack) -> None:
     for suffix, env, workers in stores:
         if rec.want("token_refresh" + suffix) or rec.want("token_client_credentials" + suffix):
             store_rows(rec, stack, suffix, stack.sidecar(workers, **CHEAP_HASH, **env))
+
+
+def exchanges(stack: Stack, svc: Sidecar) -> Callable[[float], float]:
+    """RFC 8693 exchanges of one user's access token (of a refresh family: each exchanged token
+    joins it) by a service client for audience `bench-b`: subject token verified, signed anew."""
+    app = new_app(svc.http, ["password", "refresh_token"])
+    subject = login(svc.http, app).json()["access_token"]
+    service = Admin(svc.http, ADMIN).post(f"/admin/tenants/{app.tenant}/clients", {
+        "name": "service-a", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+        "scopes": ["read", "write"], "exchange_audiences": ["bench-b"]})
+    body = ("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&audience=bench-b"
+            f"&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&subject_token={subject}")
+    exchanger = App(app.tenant, service["client_id"], service["client_secret"], "", "", "")
+    return wrk_posts(stack, svc.http, "exchange", exchanger, [body])
 
 
 def logins(rec: Recorder, stack: Stack) -> None:

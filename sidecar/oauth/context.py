@@ -8,6 +8,7 @@ from config.settings import Settings
 from sidecar.oauth.credentials import CredentialChecker, Passwords
 from sidecar.oauth.issuer import TokenIssuer
 from sidecar.oauth.metrics import OAuthMetrics
+from sidecar.oauth.presented import PresentedTokens
 from sidecar.oauth.revoker import Revoker
 from sidecar.oauth.throttle import LoginThrottle
 from sidecar.store import Store
@@ -23,6 +24,7 @@ class OAuthContext:
     metrics: OAuthMetrics
     revoker: Revoker
     throttle: LoginThrottle
+    presented: PresentedTokens | None = None  # ext_authz's verification, for token exchange
 
     @property
     def token_endpoint(self) -> str:

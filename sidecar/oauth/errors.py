@@ -43,6 +43,10 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
+class InvalidTarget(OAuthError):
+    error = "invalid_target"  # RFC 8707 §2, RFC 8693 §2.2.2: an audience or resource not allowed
+
+
 class UnsupportedTokenType(OAuthError):
     error = "unsupported_token_type"  # RFC 7009 §2.2.1
 

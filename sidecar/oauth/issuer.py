@@ -18,6 +18,9 @@ REFRESH_PREFIX = "rt1"
 # an access token of a held family (grants/held_refresh.py) names its family in this claim;
 # the family id is no secret (a refresh token carries it in clear too)
 HELD_CLAIM = "sid"
+# any other access token of a refresh family names it here (no secret either): a token exchanged
+# from it (grants/token_exchange.py) joins that family, so revoking the family revokes it too
+FAMILY_CLAIM = "fam"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +40,13 @@ class TokenIssuer:
 
     def access_token(self, *, subject: str, client_id: str, tenant: str | None, scope: Iterable[str],
                      ttl: int, org_id: str | None = None, project_ids: Iterable[str] = (),
-                     extra: dict[str, Any] | None = None) -> IssuedToken:
+                     extra: dict[str, Any] | None = None, audience: str | list[str] | None = None) -> IssuedToken:
+        """`audience`: the token's `aud` instead of the default one (token exchange)."""
         now = int(time.time())
         if self.max_ttl is not None and ttl > self.max_ttl:
             ttl = self.max_ttl
         claims: dict[str, Any] = {
-            "iss": self.issuer, "sub": subject, "aud": self.audience, "exp": now + ttl, "iat": now,
+            "iss": self.issuer, "sub": subject, "aud": audience or self.audience, "exp": now + ttl, "iat": now,
             "nbf": now, "jti": secrets.token_urlsafe(16), "client_id": client_id,
             "scope": " ".join(sorted(set(scope))),
         }

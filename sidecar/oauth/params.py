@@ -14,7 +14,21 @@ from starlette.requests import Request
 from sidecar.bodies import BodyError, parse_json, read_capped
 from sidecar.oauth.errors import InvalidClient, InvalidRequest, OAuthError
 
-Params = dict[str, str]  # a request's parameters, each given once
+# RFC 8693 §2.1: `audience` and `resource` may be given more than once (read with `every`)
+REPEATABLE = frozenset({"audience", "resource"})
+
+
+class Params(dict[str, str]):
+    """A request's parameters, each given once (the first value, for those in REPEATABLE) and
+    every value of a repeated REPEATABLE one in `repeated`."""
+
+    __slots__ = ("repeated",)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.repeated: dict[str, list[str]] = {}
+
+
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="auth-sidecar"'}
 # RFC 6749 §2.3.1 / §4.3.2: parameters and credentials go in the body; a URL ends up in proxy
 # and access logs, so a request carrying a query is refused outright (never read, never echoed)
@@ -31,7 +45,7 @@ async def read_params(request: Request, max_bytes: int) -> Params:
         raise InvalidRequest("use POST")
     if request.scope.get("query_string"):
         raise InvalidRequest(QUERY_REFUSED)
-    params: Params = {}
+    params = Params()
     try:
         body = await read_capped(request, max_bytes)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -42,6 +56,9 @@ async def read_params(request: Request, max_bytes: int) -> Params:
         if not isinstance(data, dict):
             raise InvalidRequest("request body must be a JSON object")
         for key, value in data.items():
+            if key in REPEATABLE and isinstance(value, list) and value and all(type(v) is str for v in value):
+                params[key], params.repeated[key] = value[0], list(value)
+                continue
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 raise InvalidRequest(f"parameter {key[:64]} must be a string")
             params[key] = str(value)
@@ -54,9 +71,21 @@ async def read_params(request: Request, max_bytes: int) -> Params:
         raise InvalidRequest("request body is not UTF-8") from None
     for key, value in pairs:
         if key in params:  # RFC 6749 §3.2: parameters must not be included more than once
-            raise InvalidRequest(f"parameter {key} is repeated")
+            if key not in REPEATABLE:
+                raise InvalidRequest(f"parameter {key} is repeated")
+            params.repeated.setdefault(key, [params[key]]).append(value)
+            continue
         params[key] = value
     return params
+
+
+def every(params: Params, name: str) -> list[str]:
+    """Every non-empty value of a REPEATABLE parameter, in order (none when it is absent)."""
+    values = getattr(params, "repeated", {}).get(name)
+    if values is None:
+        first = params.get(name, "")
+        return [first] if first else []
+    return [v for v in values if v]
 
 
 def required(params: Params, name: str) -> str:

@@ -151,6 +151,11 @@ class Store(abc.ABC):
     async def family_revoked(self, family: str) -> bool: ...
     @abc.abstractmethod
     async def family_access(self, family: str) -> list[tuple[str, float]]: ...
+    @abc.abstractmethod
+    async def join_family(self, family: str, access: tuple[str, float]) -> bool:
+        """Add an access token (jti, exp) to a family (a token exchanged from one of its tokens),
+        then answer whether the family is still unrevoked, in one round trip. In this order, a
+        revocation running at the same time either sees the token or is seen here."""
 
     # revocation of access tokens
     @abc.abstractmethod

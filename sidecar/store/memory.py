@@ -161,6 +161,12 @@ class MemoryStore(Store):
         now = self._clock()
         return [(j, e) for j, e in self.family_jtis.get(family, []) if e > now]
 
+    async def join_family(self, family: str, access: tuple[str, float]) -> bool:
+        now = self._clock()
+        jtis = self.family_jtis[family] = [e for e in self.family_jtis.get(family, []) if e[1] > now]
+        jtis.append(access)  # expired entries went: a service exchanging often must not grow the list
+        return family not in self.revoked_families
+
     async def revoke_jti(self, jti: str, exp: float) -> None:
         self.revoked_jtis[jti] = exp
 

@@ -318,6 +318,16 @@ class RedisStore(Store):
         return [(jti.decode(), score) for jti, score in rows]
 
     @guard
+    async def join_family(self, family: str, access: tuple[str, float]) -> bool:
+        jtis, jti_at = family_key(family, "jtis"), math.ceil(access[1]) + 1
+        replies = await self._round_trip([  # one slot: the family's hash tag
+            # expired entries go: a service exchanging often must not grow a month-long family's list
+            ("ZREMRANGEBYSCORE", jtis, "-inf", repr(time.time())),
+            ("ZADD", jtis, repr(access[1]), access[0]), ("EXPIREAT", jtis, jti_at, "NX"),
+            ("EXPIREAT", jtis, jti_at, "GT"), ("EXISTS", family_key(family, "revoked"))])
+        return not self._values(replies, False)[-1]
+
+    @guard
     async def revoke_jti(self, jti: str, exp: float) -> None:
         await self.r.set(f"{P}jti:{jti}", "1", exat=math.ceil(max(exp, time.time())) + 1)
 

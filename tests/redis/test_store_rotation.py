@@ -13,6 +13,7 @@ import pytest
 from sidecar.store import StoreUnavailable
 from sidecar.store.memory import MemoryStore
 from sidecar.store.records import Client, RefreshRecord, Tenant, User
+from sidecar.store.redis_layout import family_key
 from sidecar.store.redis_store import RedisStore
 
 pytestmark = [pytest.mark.asyncio]
@@ -174,3 +175,26 @@ async def test_cluster_round_trip_and_redirects(redis_cluster):
             store.r.get_node_from_key = real
     finally:
         await store.close()
+
+
+async def test_an_exchanged_token_joins_its_family_and_goes_with_it(store):
+    family = (await fresh_family(store, "exchange")).family
+    assert await store.join_family(family, access("jti-x")) is True
+    assert {jti for jti, _ in await store.family_access(family)} == {"jti-a", "jti-x"}
+    await store.revoke_family(family, time.time() + 60)
+    # joining a revoked family still records the token (its revocation may be reading the list
+    # right now) and says so: the exchange is refused
+    assert await store.join_family(family, access("jti-y")) is False
+    assert "jti-y" in {jti for jti, _ in await store.family_access(family)}
+
+
+async def test_joining_drops_the_family_entries_that_expired(store):
+    family = (await fresh_family(store, "prune")).family
+    await store.join_family(family, ("old", time.time() - 1))
+    await store.join_family(family, access("new"))
+    assert {jti for jti, _ in await store.family_access(family)} == {"jti-a", "new"}
+    if isinstance(store, MemoryStore):
+        assert "old" not in {jti for jti, _ in store.family_jtis[family]}
+    else:
+        jtis = family_key(family, "jtis")
+        assert await store.r.zscore(jtis, "new") is not None and await store.r.zscore(jtis, "old") is None

@@ -146,7 +146,7 @@ volumeMounts:
 
 {{/* The meshConfig.extensionProviders entries (gRPC and HTTP) for this install. */}}
 {{- define "auth-sidecar.extensionProviders" -}}
-{{- $managed := list "x-tenant-id" "x-org-id" "x-project-id" "x-user-id" "x-client-id" "x-scopes" -}}
+{{- $managed := list "x-tenant-id" "x-org-id" "x-project-id" "x-user-id" "x-client-id" "x-scopes" "x-actor-id" -}}
 extensionProviders:
   - name: {{ .Values.istio.providerName }}
     envoyExtAuthzGrpc:

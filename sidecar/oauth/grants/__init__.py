@@ -8,9 +8,10 @@ from sidecar.oauth.grants.held_refresh import HeldRefreshGrant
 from sidecar.oauth.grants.jwt_bearer import JwtBearerGrant
 from sidecar.oauth.grants.password import PasswordGrant
 from sidecar.oauth.grants.refresh_token import RefreshTokenGrant
+from sidecar.oauth.grants.token_exchange import TokenExchangeGrant
 
 GRANTS: dict[str, Grant] = {g.grant_type: g for g in (PasswordGrant(), ClientCredentialsGrant(),
                                                       RefreshTokenGrant(), JwtBearerGrant(),
-                                                      HeldRefreshGrant())}
+                                                      HeldRefreshGrant(), TokenExchangeGrant())}
 
 __all__ = ["GRANTS", "Grant"]

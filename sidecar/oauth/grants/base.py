@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant, InvalidRequest, InvalidScope
-from sidecar.oauth.issuer import HELD_CLAIM, new_family, new_refresh_token
+from sidecar.oauth.issuer import FAMILY_CLAIM, HELD_CLAIM, new_family, new_refresh_token
 from sidecar.oauth.params import Params
 from sidecar.store.base import RefreshKey
 from sidecar.store.records import Client, RefreshRecord
@@ -62,7 +62,7 @@ class Grant(Generic[V]):
 
     async def issue(self, ctx: OAuthContext, v: V) -> TokenAnswer:
         family = new_family() if v.with_refresh else None
-        extra = {**v.extra, HELD_CLAIM: family} if v.held else v.extra
+        extra = {**v.extra, HELD_CLAIM if v.held else FAMILY_CLAIM: family} if family else v.extra
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids, extra=extra)
         answer = token_answer(token.token, v)

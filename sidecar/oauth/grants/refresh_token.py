@@ -18,7 +18,7 @@ from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant
 from sidecar.oauth.grants.base import (Grant, TokenAnswer, Validated, access_ttl, granted_scopes, refuse_failed_rotation,
                                        token_answer)
-from sidecar.oauth.issuer import REFRESH_PREFIX, new_refresh_token, parse_refresh_token
+from sidecar.oauth.issuer import FAMILY_CLAIM, REFRESH_PREFIX, new_refresh_token, parse_refresh_token
 from sidecar.oauth.params import Params, required
 from sidecar.store.base import RefreshKey
 from sidecar.store.records import Client, RefreshRecord
@@ -64,7 +64,8 @@ class RefreshTokenGrant(Grant[Rotating]):
     async def issue(self, ctx: OAuthContext, v: Rotating) -> TokenAnswer:
         old, secret = v.old, v.secret
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
-                                        ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids, extra=v.extra)
+                                        ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids,
+                                        extra={**v.extra, FAMILY_CLAIM: old.family})
         if not v.rotate:
             return await self._keep(ctx, v, token.token, (token.claims["jti"], token.claims["exp"]))
         rt, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
