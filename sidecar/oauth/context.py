@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from config.settings import Settings
 from sidecar.oauth.credentials import CredentialChecker, Passwords
@@ -23,6 +24,7 @@ class OAuthContext:
     metrics: OAuthMetrics
     revoker: Revoker
     throttle: LoginThrottle
+    dpop: Any = None  # authz/dpop.py: ProofChecker, shared with ext_authz (the composition root sets it)
 
     @property
     def token_endpoint(self) -> str:
