@@ -12,6 +12,7 @@ from starlette.responses import Response
 from sidecar.oauth import responses
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import genuine_client
+from sidecar.oauth.dpop import bound_refresh, dpop_binding
 from sidecar.oauth.errors import (InvalidClient, OAuthError, TemporarilyUnavailable, UnauthorizedClient,
                                   UnsupportedGrantType)
 from sidecar.oauth.grants import GRANTS
@@ -57,7 +58,10 @@ class TokenEndpoint:
             request.state.client_id = client.client_id
         if client is not None and grant_type not in client.grant_types:
             raise UnauthorizedClient(f"this client may not use grant_type {grant_type}")
+        jkt = await dpop_binding(ctx, request, client)  # before the grant's work: a bad proof costs no password check
         validated = await grant.validate(ctx, request, params, client, prefetched)
+        validated.jkt = jkt
+        validated.refresh_jkt = jkt if bound_refresh(client) else None
         request.state.client_id = validated.client_id
         answer = await grant.issue(ctx, validated)
         ctx.metrics.issued.labels(grant_type, validated.client_id).inc()
