@@ -124,6 +124,10 @@ def _normalize_path(path: str) -> str:
     return "".join(out)
 
 
+def _other_url(htu: str | None, url: str, also: str | None) -> bool:
+    return htu is None or (htu != url and htu != also)
+
+
 def _is_hex(text: str) -> bool:
     return len(text) == 2 and all(c in "0123456789abcdefABCDEF" for c in text)
 
@@ -172,11 +176,12 @@ class ProofChecker:
         self._clock = clock
 
     def check(self, value: str | None, method: str, url: str | None, access_token: str | None = None,
-              jkt: str | None = None) -> Proof:
+              jkt: str | None = None, also: str | None = None) -> Proof:
         """The proof in the `DPoP` header `value`, checked for a request of `method` to `url`
         (as `normalize_url` gives it: the caller normalises once, None when the request's own
         URL is unusable) presenting `access_token` (then `ath` is
-        required) bound to `jkt` (then the proof's key must be that one)."""
+        required) bound to `jkt` (then the proof's key must be that one). `also`: another
+        normalised URL the request is known by (the token endpoint's public one)."""
         if not value:
             raise ProofError("a DPoP proof is required")
         if url is None:
@@ -197,7 +202,7 @@ class ProofChecker:
         except TokenError:
             raise ProofError("DPoP proof is not a valid JWT") from None
         now = self._clock()
-        until = self._claims(claims, method, url, access_token, now)
+        until = self._claims(claims, method, url, also, access_token, now)
         try:
             valid = key.verify(f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
         except Exception:  # a library's own error on a malformed signature
@@ -236,7 +241,7 @@ class ProofChecker:
         jkt = jwk_thumbprint(jwk)
         return _ProofKey(alg, jkt, VerificationKey(kid=jkt, alg=alg, key=public).verify)
 
-    def _claims(self, claims: dict[str, Any], method: str, url: str, access_token: str | None,
+    def _claims(self, claims: dict[str, Any], method: str, url: str, also: str | None, access_token: str | None,
                 now: float) -> float:
         """The payload's checks (RFC 9449 §4.3, checks 8-12); until when its jti must be kept."""
         jti = claims.get("jti")
@@ -246,7 +251,7 @@ class ProofChecker:
             raise ProofError("DPoP proof htm does not match the request method")
         htu = claims.get("htu")
         # the common case first: the client wrote the URL as it is normalised
-        if htu != url and (type(htu) is not str or normalize_url(htu) != url):
+        if htu != url and (type(htu) is not str or _other_url(normalize_url(htu), url, also)):
             raise ProofError("DPoP proof htu does not match the request URL")
         iat = claims.get("iat")
         if type(iat) not in (int, float):
