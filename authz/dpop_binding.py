@@ -20,6 +20,12 @@ from authz.request import AuthRequest
 FirstUse = Callable[[str, float], NowOrLater[bool]]
 
 
+@lru_cache(maxsize=4096)
+def _normalized(url: str) -> str | None:
+    """A request URL normalised, remembered: the same few URLs come again and again."""
+    return normalize_url(url)
+
+
 @lru_cache(maxsize=64)
 def _deny(description: str, error: str, reason: str, algs: str) -> Decision:
     """One Decision per refusal text: its encoded answers are memoised like any deny's."""
@@ -58,9 +64,9 @@ class DpopBinding:
         that entered through a gateway) or the scheme and host Envoy saw, and the path."""
         path = req.path.partition("?")[0]
         if rules.dpop_base_url:
-            return normalize_url(rules.dpop_base_url + path)
+            return _normalized(rules.dpop_base_url + path)
         origin = req.origin()
-        return normalize_url(f"{origin.scheme}://{origin.host}{path}")
+        return _normalized(f"{origin.scheme}://{origin.host}{path}")
 
     def deny(self, description: str, error: str, reason: str) -> Decision:
         return _deny(description, error, reason, self.checker.algs_text)

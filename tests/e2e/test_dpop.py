@@ -85,7 +85,9 @@ def dpop_token(dpop_stack) -> DPoPToken:
     return client.resource_owner_password(app.username, app.password, dpop=True)
 
 
-def test_token_request_with_a_proof_gives_a_dpop_bound_token(dpop_token):
+def test_token_request_with_a_proof_gives_a_dpop_bound_token(dpop_stack, dpop_token):
+    metadata = httpx.get(dpop_stack["sidecar"].http + "/.well-known/oauth-authorization-server").json()
+    assert "ES256" in metadata["dpop_signing_alg_values_supported"]
     assert isinstance(dpop_token, DPoPToken) and dpop_token.token_type == "DPoP"
     claims = jwt.decode(dpop_token.access_token, options={"verify_signature": False})
     assert claims["cnf"] == {"jkt": dpop_token.dpop_key.dpop_jkt}
