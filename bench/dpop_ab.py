@@ -78,6 +78,47 @@ def _worker(kind: str) -> None:
         print(json.dumps(elapsed / calls), flush=True)
 
 
+def engine_ab(old: str, rounds: int = 15, calls: int = 50_000) -> tuple[float, float]:
+    """The engine's `_decide_now` of the old tree against this tree's, in one process, on the
+    same engine and request (the only function a bearer cache hit runs that the DPoP step
+    changed), alternating: ns per `check_now`, old and new."""
+    import importlib.util
+
+    from authz.engine import Engine
+    from authz.keys import KeyRing
+    from authz.request import AuthRequest
+    from config import load_settings
+    from sidecar.container import build
+
+    spec = importlib.util.spec_from_file_location("old_engine", Path(old) / "authz" / "engine.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_engine"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    ring = KeyRing.ephemeral_key("ES256")
+    engine = build(load_settings(environ={}), ring).engine
+    now = int(time.time())
+    token = ring.current.sign({"iss": engine.verifier.issuers and next(iter(engine.verifier.issuers)), "sub": "u",
+                               "aud": next(iter(engine.verifier.issuers)), "exp": now + 3600, "iat": now, "jti": "j",
+                               "scope": "read"}, {"typ": "at+jwt"})
+    req = AuthRequest({"authorization": f"Bearer {token}", "accept": "*/*"}, "/api/orders/42", "GET")
+    import asyncio
+
+    asyncio.run(engine.check(req))
+    new_fn, old_fn = Engine._decide_now, module.Engine._decide_now
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    for _ in range(rounds):
+        for name, fn in (("old", old_fn), ("new", new_fn)):
+            Engine._decide_now = fn
+            check = engine.check_now
+            started = time.process_time_ns()
+            for _ in range(calls):
+                check(req)
+            times[name].append((time.process_time_ns() - started) / calls)
+            assert check(req)[0].allowed
+    Engine._decide_now = new_fn
+    return statistics.median(times["old"]), statistics.median(times["new"])
+
+
 def _es256_verify_us(rounds: int = 5, n: int = 2000) -> float:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -133,6 +174,9 @@ def main(old: str, new: str, pairs: int = 6, rounds: int = 7) -> None:
     print(f"DPoP-bound cache hit (fresh ES256 proof each): {med['dpop'] / 1000:.1f} µs "
           f"= {med['old'] / med['dpop']:.3f}x the bearer hit's rate in-process")
     print(f"one ES256 verification (cryptography): {_es256_verify_us():.1f} µs")
+    old_ns, new_ns = engine_ab(old)
+    print(f"engine only (Engine.check_now, bearer hit, old and new _decide_now in one process): old {old_ns:.0f} ns, "
+          f"new {new_ns:.0f} ns ({(new_ns / old_ns - 1) * 100:+.1f} %)")
 
 
 if __name__ == "__main__":
