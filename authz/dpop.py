@@ -178,10 +178,10 @@ class ProofChecker:
     def check(self, value: str | None, method: str, url: str | None, access_token: str | None = None,
               jkt: str | None = None, also: str | None = None) -> Proof:
         """The proof in the `DPoP` header `value`, checked for a request of `method` to `url`
-        (as `normalize_url` gives it: the caller normalises once, None when the request's own
-        URL is unusable) presenting `access_token` (then `ath` is
-        required) bound to `jkt` (then the proof's key must be that one). `also`: another
-        normalised URL the request is known by (the token endpoint's public one)."""
+        (as `normalize_url` gives it: the caller normalises once; None when the request's own
+        URL is unusable), presenting `access_token` (then `ath` is required), bound to `jkt`
+        (then the proof's key must be that one). `also`: another normalised URL the request is
+        known by (the token endpoint's public one). Checks cheapest first, the signature last."""
         if not value:
             raise ProofError("a DPoP proof is required")
         if url is None:
