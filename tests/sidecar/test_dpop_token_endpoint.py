@@ -61,3 +61,19 @@ def test_proofs_at_the_token_endpoint_are_checked_and_used_once(svc):
         assert words in r.json()["error_description"], (words, r.text)
     # the issuer URL's token endpoint is accepted too (a client configured from the metadata)
     assert ask(str(key.proof(htm="POST", htu="http://127.0.0.1:8080/oauth/token"))).status_code == 200
+
+
+def test_jwt_bearer_with_a_proof_gives_a_bound_token(svc):
+    tenant = svc.admin.app().tenant
+    su = svc.admin.post(f"/admin/tenants/{tenant}/service-users", {"name": "etl", "org_id": "org-7"})
+    key = svc.admin.post(f"/admin/service-users/{su['id']}/keys", {"title": "etl-key"})
+    now, endpoint = int(time.time()), svc.http + "/oauth/token"
+    assertion = jwt.encode({"iss": key["principal_id"], "sub": key["principal_id"], "aud": "http://127.0.0.1:8080/oauth/token", "iat": now,
+                            "exp": now + 120, "jti": f"etl-dpop-{now}"}, key["private_key"], algorithm="ES256",
+                           headers={"kid": key["kid"]})
+    dpop = DPoPKey.generate(alg="EdDSA")
+    r = httpx.post(endpoint, data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
+                   headers={"dpop": str(dpop.proof(htm="POST", htu=endpoint))})
+    assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
+    claims = jwt.decode(r.json()["access_token"], options={"verify_signature": False})
+    assert claims["cnf"] == {"jkt": dpop.dpop_jkt}
