@@ -118,6 +118,12 @@ class DpopSettings(BaseModel):
     nonce_secret: SecretStr | None = None  # shared by every replica: any of them accepts another's nonce
     nonce_slot_seconds: int = Field(60, ge=5, le=3600)  # a nonce lives one to two slots
 
+    @field_validator("algs", mode="before")
+    @classmethod
+    def _algs_text(cls, value: object) -> object:
+        """AUTH_SIDECAR_DPOP__ALGS=ES256,EdDSA: a comma-separated list."""
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _nonce_secret(self) -> "DpopSettings":
         if self.nonces and (self.nonce_secret is None or len(self.nonce_secret.get_secret_value()) < 16):

@@ -217,3 +217,15 @@ async def test_nonce_flow(ring, key):
     assert 'error="use_dpop_nonce"' in first.decision.www_authenticate
     got = await answer(engine, request(token, dpop=proof(key, token=token, nonce=first.decision.nonce)))
     assert got.allowed, got.description
+
+
+def test_dpop_settings_name_the_key_when_wrong():
+    from config import ConfigError
+
+    assert load_settings(environ={"AUTH_SIDECAR_DPOP__ALGS": "ES256, EdDSA"}).dpop.algs == ("ES256", "EdDSA")
+    for env, words in (({"AUTH_SIDECAR_DPOP__ALGS": "HS256"}, "dpop.algs"),
+                       ({"AUTH_SIDECAR_DPOP__NONCES": "true"}, "dpop.nonce_secret"),
+                       ({"AUTH_SIDECAR_ROUTES": '[{"path_prefix": "/", "dpop_base_url": "api.example.com"}]'},
+                        "dpop_base_url")):
+        with pytest.raises(ConfigError, match=words):
+            load_settings(environ=env)
