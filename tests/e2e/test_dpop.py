@@ -206,34 +206,48 @@ def test_hostile_dpop_headers_answer_401_fast_and_others_keep_being_served(dpop_
 
 
 @pytest.fixture(scope="module")
-def nonce_sidecar(tmp_path_factory):
+def nonce_stack(tmp_path_factory, envoy_path):
     tmp = tmp_path_factory.mktemp("dpop-nonce")
     write_new_key(tmp / "keys")
     sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
                            "AUTH_SIDECAR_DPOP__NONCES": "true", "AUTH_SIDECAR_DPOP__NONCE_SECRET": "n" * 32},
                       tmp=tmp).start()
     sidecar.admin = Admin(sidecar.http)
-    yield sidecar
+    upstream = EchoUpstream().start()
+    grpc_listener, http_listener = free_port(), free_port()
+    envoy = Envoy(dpop_envoy_config(sidecar, upstream, grpc_listener, http_listener), tmp).start()
+    yield {"sidecar": sidecar, "grpc": f"http://127.0.0.1:{grpc_listener}", "http": f"http://127.0.0.1:{http_listener}"}
+    envoy.stop()
+    upstream.stop()
     sidecar.stop()
 
 
-def test_nonce_flow_at_both_ends(nonce_sidecar):
-    app = nonce_sidecar.admin.app()
-    endpoint = nonce_sidecar.http + "/oauth/token"
+def test_nonce_at_the_token_endpoint(nonce_stack):
+    sidecar = nonce_stack["sidecar"]
+    app = sidecar.admin.app()
+    endpoint = sidecar.http + "/oauth/token"
     first = httpx.post(endpoint, auth=(app.client_id, app.client_secret),
                        data={"grant_type": "password", "username": app.username, "password": app.password},
                        headers={"dpop": str(DPoPKey.generate().proof(htm="POST", htu=endpoint))})
     assert first.status_code == 400 and first.json()["error"] == "use_dpop_nonce" and first.headers["dpop-nonce"]
-
     client = OAuth2Client(endpoint, auth=(app.client_id, app.client_secret), testing=True)
-    token = client.resource_owner_password(app.username, app.password, dpop=True)  # retries with the nonce
-    assert token.token_type == "DPoP"
-    # an HTTP-mode check straight to the sidecar: htu is the Host and the path after /ext_authz
-    check, htu, key = nonce_sidecar.http + "/ext_authz/x", nonce_sidecar.http + "/x", token.dpop_key
-    ath = b64url_sha256(token.access_token)
+    assert client.resource_owner_password(app.username, app.password, dpop=True).token_type == "DPoP"  # retried
+
+
+@pytest.mark.parametrize("listener", ["grpc", "http"])
+def test_nonce_through_envoy(nonce_stack, listener):
+    sidecar = nonce_stack["sidecar"]
+    app = sidecar.admin.app()
+    client = OAuth2Client(sidecar.http + "/oauth/token", auth=(app.client_id, app.client_secret), testing=True)
+    token = client.resource_owner_password(app.username, app.password, dpop=True)
+    url = nonce_stack[listener] + "/orders"
+    key, ath = token.dpop_key, b64url_sha256(token.access_token)
     auth = {"authorization": f"DPoP {token.access_token}"}
-    bare = httpx.get(check, headers={**auth, "dpop": str(key.proof(htm="GET", htu=htu, ath=ath))})
-    assert bare.status_code == 401 and bare.headers["dpop-nonce"]
+    bare = httpx.get(url, headers={**auth, "dpop": str(key.proof(htm="GET", htu=url, ath=ath))})
+    assert bare.status_code == 401 and bare.headers["dpop-nonce"]  # Envoy passed the nonce on
     assert 'error="use_dpop_nonce"' in bare.headers["www-authenticate"]
-    with_nonce = key.proof(htm="GET", htu=htu, ath=ath, nonce=bare.headers["dpop-nonce"])
-    assert httpx.get(check, headers={**auth, "dpop": str(with_nonce)}).status_code == 200
+    with_nonce = key.proof(htm="GET", htu=url, ath=ath, nonce=bare.headers["dpop-nonce"])
+    assert httpx.get(url, headers={**auth, "dpop": str(with_nonce)}).status_code == 200
+    # the library does the same on its own: a 401 use_dpop_nonce, then the request again with it
+    fresh = client.resource_owner_password(app.username, app.password, dpop=True)
+    assert requests.get(url, auth=fresh).status_code == 200
