@@ -4,7 +4,6 @@ ext_authz modes; replay is refused across two replicas sharing one real Redis.""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -17,7 +16,7 @@ from requests_oauth2client import DPoPKey, DPoPToken, OAuth2Client
 from authz.dpop import b64url_sha256
 from authz.keys import write_new_key
 from tests.e2e.conftest import envoy_config
-from tests.support.net import free_port, wait_until
+from tests.support.net import free_port
 from tests.support.oauth import ADMIN_TOKEN, Admin
 from tests.support.processes import EchoUpstream, Envoy, Sidecar
 
