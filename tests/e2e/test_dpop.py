@@ -25,8 +25,8 @@ def dpop_envoy_config(sidecar: Sidecar, upstream: EchoUpstream, grpc_listener: i
     """docs/envoy.md's Envoy, with the HTTP mode letting the DPoP header reach ext_authz and the
     DPoP-Nonce header back to the client (docs/sender-constrained.md; gRPC mode sends all)."""
     text = envoy_config(sidecar, upstream, grpc_listener, http_listener)
-    for old, new in (("- {exact: cookie}\n", "- {exact: cookie}\n                - {exact: dpop}\n"),
-                     ("- {exact: content-type}\n", "- {exact: content-type}\n                    - {exact: dpop-nonce}\n")):
+    for old, new in (("- {exact: cookie}\n", "- {exact: cookie}\n" + " " * 16 + "- {exact: dpop}\n"),
+                     ("- {exact: content-type}\n", "- {exact: content-type}\n" + " " * 20 + "- {exact: dpop-nonce}\n")):
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     return text

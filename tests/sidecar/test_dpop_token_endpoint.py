@@ -68,7 +68,8 @@ def test_jwt_bearer_with_a_proof_gives_a_bound_token(svc):
     su = svc.admin.post(f"/admin/tenants/{tenant}/service-users", {"name": "etl", "org_id": "org-7"})
     key = svc.admin.post(f"/admin/service-users/{su['id']}/keys", {"title": "etl-key"})
     now, endpoint = int(time.time()), svc.http + "/oauth/token"
-    assertion = jwt.encode({"iss": key["principal_id"], "sub": key["principal_id"], "aud": "http://127.0.0.1:8080/oauth/token", "iat": now,
+    assertion = jwt.encode({"iss": key["principal_id"], "sub": key["principal_id"],
+                            "aud": "http://127.0.0.1:8080/oauth/token", "iat": now,
                             "exp": now + 120, "jti": f"etl-dpop-{now}"}, key["private_key"], algorithm="ES256",
                            headers={"kid": key["kid"]})
     dpop = DPoPKey.generate(alg="EdDSA")

@@ -12,7 +12,8 @@ from transport.http.check import encode as encode_http
 
 def refusal(nonce: str = "") -> Decision:
     return Decision(False, 401, "dpop_nonce" if nonce else "dpop_invalid_proof",
-                    error="use_dpop_nonce" if nonce else "invalid_dpop_proof", description="a fresh DPoP nonce is required",
+                    error="use_dpop_nonce" if nonce else "invalid_dpop_proof",
+                    description="a fresh DPoP nonce is required",
                     dpop_algs="ES256 EdDSA", nonce=nonce)
 
 
