@@ -57,8 +57,7 @@ class Proof:
     def replay_key(self) -> str:
         """One short key per (key, jti): a replay store's key (a jti is chosen by the client,
         so it is scoped to the key that signed it)."""
-        raw = hashlib.sha256(f"{self.jkt}.{self.jti}".encode()).digest()[:18]
-        return base64.urlsafe_b64encode(raw).decode("ascii")
+        return hashlib.sha256(f"{self.jkt}.{self.jti}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +172,7 @@ class ProofChecker:
         self.nonces = nonces
         self._max_keys = max_keys
         self._keys: dict[str, _ProofKey] = {}
+        self._ath: dict[str, str] = {}  # access token → its `ath`: a token comes with many proofs
         self._clock = clock
 
     def check(self, value: str | None, method: str, url: str | None, access_token: str | None = None,
@@ -241,6 +241,14 @@ class ProofChecker:
         jkt = jwk_thumbprint(jwk)
         return _ProofKey(alg, jkt, VerificationKey(kid=jkt, alg=alg, key=public).verify)
 
+    def _token_hash(self, access_token: str) -> str:
+        ath = self._ath.get(access_token)
+        if ath is None:
+            if len(self._ath) >= 1024:  # bounded (a token is ~1 kB): start again
+                self._ath.clear()
+            ath = self._ath[access_token] = b64url_sha256(access_token)
+        return ath
+
     def _claims(self, claims: dict[str, Any], method: str, url: str, also: str | None, access_token: str | None,
                 now: float) -> float:
         """The payload's checks (RFC 9449 §4.3, checks 8-12); until when its jti must be kept."""
@@ -260,7 +268,7 @@ class ProofChecker:
             raise ProofError("DPoP proof iat is in the future")
         if iat < now - self.max_age:
             raise ProofError("DPoP proof is too old")
-        if access_token is not None and claims.get("ath") != b64url_sha256(access_token):
+        if access_token is not None and claims.get("ath") != self._token_hash(access_token):
             raise ProofError("DPoP proof ath does not match the access token")
         if self.nonces is not None and not self.nonces.valid(claims.get("nonce")):
             raise ProofError("a fresh DPoP nonce is required", "use_dpop_nonce")
