@@ -28,9 +28,15 @@ class Decision:
     # Transport adapters memo their encoded form here, keyed by adapter (`remember`), so that
     # a decision is encoded once per transport; None until the first one does.
     encoded: dict[str, Any] | None = None
+    # a refusal of a DPoP request (RFC 9449 §7.1): the challenge is `DPoP` with these `algs`,
+    # and `nonce` goes out as the DPoP-Nonce header (with error use_dpop_nonce)
+    dpop_algs: str = ""
+    nonce: str = ""
 
     @property
     def www_authenticate(self) -> str:
+        if self.dpop_algs:
+            return self._dpop_challenge()
         parts = ['Bearer realm="auth-sidecar"']
         if self.error and self.error in ("invalid_token", "insufficient_scope", "invalid_request"):
             parts.append(f'error="{self.error}"')
@@ -38,6 +44,15 @@ class Decision:
                 parts.append('error_description="' + self.description.replace('"', "'") + '"')
             if self.scope:
                 parts.append(f'scope="{self.scope}"')
+        return ", ".join(parts)
+
+    def _dpop_challenge(self) -> str:
+        parts = ['DPoP realm="auth-sidecar"']
+        if self.error:
+            parts.append(f'error="{self.error}"')
+            if self.description:
+                parts.append('error_description="' + self.description.replace('"', "'") + '"')
+        parts.append(f'algs="{self.dpop_algs}"')
         return ", ".join(parts)
 
     @property

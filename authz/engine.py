@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Awaitable, Callable, Tuple
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Tuple
 
 from authz import jose, policy
 from authz.cache import Entry, TokenCache, token_key
 from authz.decision import MISSING_TOKEN, Decision, forbidden, unauthorized
 from authz.errors import TokenError, Unavailable
-from authz.extract import TokenExtractor
+from authz.extract import DpopToken, TokenExtractor
 from authz.identity import Identity
 from authz.introspection import Introspector
 from authz.metrics import AuthzMetrics
 from authz.mtls import CertificateBinding
 from authz.mutation import Mutator
-from authz.now_or_later import NowOrLater, settled
+from authz.now_or_later import Later, NowOrLater, settled
 from authz.policy import RuleBook, Rules
 from authz.request import AuthRequest
 from authz.verify import JwtVerifier
@@ -31,12 +32,21 @@ INTERNAL_ERROR = forbidden("authorization could not be decided", "internal_error
 UNAVAILABLE = Decision(False, 503, "store_unavailable", error="temporarily_unavailable",
                        description="the revocation store is unavailable; retry later")
 PROJECT_HEADER = "x-project"
+DPOP_OFF = unauthorized("DPoP is not accepted here", "dpop_off")
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A bound token's check waiting for the store (the jti of its proof)."""
+    later: Any
+    entry: Entry
 
 
 class Engine:
     def __init__(self, extractor: TokenExtractor, verifier: JwtVerifier, cache: TokenCache, rules: RuleBook,
                  mutator: Mutator, metrics: AuthzMetrics, introspector: Introspector | None = None,
-                 is_revoked: RevocationCheck | None = None, trusted_proxy_hops: int = 0) -> None:
+                 is_revoked: RevocationCheck | None = None, trusted_proxy_hops: int = 0,
+                 dpop: Any = None) -> None:
         self.extractor = extractor
         self.verifier = verifier
         self.cache = cache
@@ -46,6 +56,7 @@ class Engine:
         self.introspector = introspector
         self.is_revoked = is_revoked
         self.certificates = CertificateBinding(trusted_proxy_hops)  # RFC 8705 bound tokens
+        self.dpop = dpop  # authz/dpop_binding.py: DpopBinding (None: DPoP-bound tokens are refused)
         self._anonymous = mutator.allow(None, None)
 
     def set_mutator(self, mutator: Mutator) -> None:
@@ -69,6 +80,8 @@ class Engine:
             log.exception("ext_authz internal error; denying")
             decision, identity, key, token, rules = INTERNAL_ERROR, None, b"", "", None
         if decision is None:
+            if identity is not None:  # a bound token: the proof is checked, its jti is looked up
+                return self._bound_later(req, mode, started, key, identity, rules)  # type: ignore[arg-type]
             return self._decide_later(req, mode, started, key, token, rules)
         return self._done(req, mode, started, decision, identity, key)
 
@@ -83,6 +96,20 @@ class Engine:
             log.exception("ext_authz internal error; denying")
             decision, identity = INTERNAL_ERROR, None
         return self._done(req, mode, started, decision, identity, key)
+
+    async def _bound_later(self, req: AuthRequest, mode: str, started: float, key: bytes, pending: "_Pending",
+                           rules: Rules) -> Checked:
+        try:
+            refusal = await pending.later
+        except Unavailable as exc:
+            log.warning("ext_authz: %s; denying", exc)
+            refusal = UNAVAILABLE
+        except Exception:
+            log.exception("ext_authz internal error; denying")
+            refusal = INTERNAL_ERROR
+        if refusal is not None:
+            return self._done(req, mode, started, refusal, None, key)
+        return self._done(req, mode, started, self._apply(pending.entry, rules, req), pending.entry.identity, key)
 
     def _done(self, req: AuthRequest, mode: str, started: float, decision: Decision, identity: Identity | None,
               key: bytes) -> Checked:
@@ -107,9 +134,16 @@ class Engine:
         if entry is None:
             return None, None, key, token, rules
         self.metrics.cache_hits += 1
-        if entry.identity is None:
+        identity = entry.identity
+        if identity is None:
             return entry.memo, None, key, token, rules
-        return self._apply(entry, rules, req), entry.identity, key, token, rules
+        if identity.cnf is not None or type(token) is DpopToken:
+            refusal = self._bound(req, identity, token, rules)
+            if type(refusal) is Later:  # decision None, identity the pending check: check_now goes on later
+                return None, _Pending(refusal, entry), key, token, rules  # type: ignore[return-value]
+            if refusal is not None:
+                return refusal, None, key, token, rules  # type: ignore[return-value]
+        return self._apply(entry, rules, req), identity, key, token, rules
 
     async def _verify_then_decide(self, req: AuthRequest, key: bytes, token: str, rules: Rules) -> Checked:
         self.metrics.cache_misses += 1
@@ -120,16 +154,30 @@ class Engine:
             self.cache.put_refusal(key, refusal)
             return refusal, None
         entry = self.cache.put(key, identity)
+        if identity.cnf is not None or type(token) is DpopToken:
+            refusal = await settled(self._bound(req, identity, token, rules))
+            if refusal is not None:
+                return refusal, None
         return self._apply(entry, rules, req), identity
 
-    def _apply(self, entry: Entry, rules: Rules, req: AuthRequest) -> Decision:
-        """The route's rules applied to a cached identity, remembered per (rules, project). A
-        sender-constrained token's binding is checked first, on every request."""
-        cnf = entry.identity.cnf
-        if cnf is not None and cnf.x5t is not None:
+    def _bound(self, req: AuthRequest, identity: Identity, token: str, rules: Rules) -> NowOrLater[Decision | None]:
+        """The sender-constraint hook: called when the token is bound (`identity.cnf`) or came
+        with the DPoP scheme, on every request (cached or not). A refusal, or None when the
+        sender proved it holds the token's key; later when the check needs the store."""
+        cnf = identity.cnf
+        if cnf is not None and cnf.x5t is not None:  # RFC 8705: before DPoP, which may answer later
             refused = self.certificates.refusal(cnf.x5t, req)
             if refused is not None:
                 return refused
+        if self.dpop is not None:
+            if type(token) is DpopToken or (identity.cnf is not None and identity.cnf.jkt is not None):
+                return self.dpop.check(req, identity, token, rules)
+        elif identity.cnf is not None and identity.cnf.jkt is not None or type(token) is DpopToken:
+            return DPOP_OFF
+        return None
+
+    def _apply(self, entry: Entry, rules: Rules, req: AuthRequest) -> Decision:
+        """The route's rules applied to a cached identity, remembered per (rules, project)."""
         project = req.headers.get(PROJECT_HEADER)
         decision = entry.decision_for(rules, project)
         if decision is None:

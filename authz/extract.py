@@ -1,4 +1,4 @@
-"""Finding the token: Authorization: Bearer, X-Auth-Token; cookie and query parameter opt-in."""
+"""Finding the token: Authorization: Bearer (or DPoP), X-Auth-Token; cookie and query parameter opt-in."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ from urllib.parse import parse_qs
 
 from authz.errors import TokenError
 from authz.request import AuthRequest
+
+
+class DpopToken(str):
+    """A token sent with the DPoP scheme (RFC 9449 §7.1): the engine then checks its proof. The
+    same text as the token: it hashes and compares as one."""
+
+    __slots__ = ()
 
 
 class TokenExtractor:
@@ -25,6 +32,11 @@ class TokenExtractor:
                 if not token or " " in token:
                     raise TokenError("malformed Authorization header", "malformed")
                 return token
+            if scheme.lower() == "dpop":
+                token = token.strip()
+                if not token or " " in token:
+                    raise TokenError("malformed Authorization header", "malformed")
+                return DpopToken(token)
         token = headers.get("x-auth-token")
         if token:
             return token.strip()

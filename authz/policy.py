@@ -15,13 +15,17 @@ class Rules:
     audience: str = ""
     allow_anonymous: bool = False
     tenant: str = ""
+    # the external base URL of requests that came through a gateway: a DPoP proof's htu is
+    # this plus the path, not the scheme and host Envoy saw (docs/sender-constrained.md)
+    dpop_base_url: str = ""
 
     @classmethod
     def make(cls, required_scopes: str = "", audience: str = "", allow_anonymous: bool | str = False,
-             tenant: str = "") -> "Rules":
+             tenant: str = "", dpop_base_url: str = "") -> "Rules":
         if isinstance(allow_anonymous, str):
             allow_anonymous = allow_anonymous.strip().lower() == "true"
-        return cls(frozenset(required_scopes.split()), audience.strip(), allow_anonymous, tenant.strip())
+        return cls(frozenset(required_scopes.split()), audience.strip(), allow_anonymous, tenant.strip(),
+                   dpop_base_url.strip().rstrip("/"))
 
 
 NO_RULES = Rules()

@@ -28,7 +28,8 @@ def _ext_authz_http(cluster: str, port: int) -> dict:
     return {"name": "envoy.filters.http.ext_authz", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
         "transport_api_version": "V3", "failure_mode_allow": False,
-        "allowed_headers": {"patterns": [{"exact": "x-auth-token"}, {"exact": "x-project"}]},
+        "allowed_headers": {"patterns": [{"exact": "x-auth-token"}, {"exact": "x-project"},
+                                         {"exact": "dpop"}]},
         "http_service": {"server_uri": {"uri": f"http://127.0.0.1:{port}", "cluster": cluster, "timeout": "2s"},
                          "path_prefix": "/ext_authz",
                          "authorization_response": {"allowed_upstream_headers": {"patterns": [

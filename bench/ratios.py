@@ -10,6 +10,8 @@ TARGETS = {
     "http_hit / bare ASGI floor": ("sidecar_http_hit", "floor_http"),
     "grpc_miss / grpc_hit (>= 0.5)": ("sidecar_grpc_miss", "sidecar_grpc_hit"),
     "http_miss / http_hit (>= 0.5)": ("sidecar_http_miss", "sidecar_http_hit"),
+    "grpc_dpop / grpc_hit (>= 0.6)": ("sidecar_grpc_dpop", "sidecar_grpc_hit"),
+    "http_dpop / http_hit (>= 0.6)": ("sidecar_http_dpop", "sidecar_http_hit"),
     "h2load workers2 / workers1 (>= 1.6)": ("h2load_grpc_workers2", "h2load_grpc_workers1"),
     "h2load: sidecar CPU per request, workers2 / workers1": ("h2load_grpc_workers2_cpu", "h2load_grpc_workers1_cpu"),
     "password / argon2 alone (>= 0.9)": ("token_password", "argon2_alone"),

@@ -25,7 +25,9 @@ ROWS = ["envoy_noauth", "envoy_jwt_authn", "envoy_jwt_authn_cached", "sidecar_gr
         "latency_noauth", "latency_grpc", "latency_http", "latency_floor_grpc", "latency_floor_http",
         "token_client_credentials", "token_exchange", "token_password", "token_password_cpu",
         "argon2_alone", "argon2_cpu", "token_refresh", "token_client_credentials_redis", "token_refresh_redis", "rss_100k"]
-CASES = (proxy, h2load, latency, tokens, rss)  # the order of the rows above
+ROWS += ["sidecar_grpc_dpop", "sidecar_http_dpop"]
+# the order of the rows above; the DPoP rows run in the proxy case's rounds (bench/cases/dpop.py)
+CASES = (proxy, h2load, latency, tokens, rss)
 
 
 def run(rec: Recorder, alg: str) -> dict:

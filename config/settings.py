@@ -90,6 +90,48 @@ class RouteRule(BaseModel):
     audience: str = ""
     allow_anonymous: bool = False
     tenant: str = ""
+    # requests that entered through a gateway: the URL base clients address (a DPoP proof's
+    # htu is this plus the path), e.g. "https://api.example.com"; "" = the scheme and host Envoy saw
+    dpop_base_url: str = ""
+
+    @field_validator("dpop_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if value and (not value.startswith(("http://", "https://")) or "?" in value or "#" in value):
+            raise ValueError("must be an http(s) URL without query or fragment")
+        return value.rstrip("/")
+
+
+class DpopSettings(BaseModel):
+    """DPoP proofs (RFC 9449), at ext_authz and the token endpoint (docs/sender-constrained.md)."""
+
+    model_config = _FROZEN
+    # asymmetric algorithms a proof may be signed with (the `algs` of a DPoP challenge)
+    algs: tuple[Literal["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"],
+                ...] = ("ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA")
+    max_age_seconds: float = Field(60.0, gt=0, le=3600)  # how old a proof's iat may be
+    clock_skew_seconds: float = Field(5.0, ge=0, le=300)  # how far ahead of our clock its iat may be
+    # where a proof's jti is remembered: auto = the store when it is Redis (every worker and
+    # replica), else each worker's memory; memory; store
+    replay: Literal["auto", "memory", "store"] = "auto"
+    replay_max_entries: int = Field(100_000, ge=1000)  # per worker, memory only
+    nonces: bool = False  # server-provided nonces (DPoP-Nonce), needs nonce_secret
+    nonce_secret: SecretStr | None = None  # shared by every replica: any of them accepts another's nonce
+    nonce_slot_seconds: int = Field(60, ge=5, le=3600)  # a nonce lives one to two slots
+
+    @field_validator("algs", mode="before")
+    @classmethod
+    def _algs_text(cls, value: object) -> object:
+        """AUTH_SIDECAR_DPOP__ALGS=ES256,EdDSA: a comma-separated list."""
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _nonce_secret(self) -> "DpopSettings":
+        if self.nonces and (self.nonce_secret is None or len(self.nonce_secret.get_secret_value()) < 16):
+            raise ValueError("dpop.nonces needs dpop.nonce_secret (at least 16 characters, the same on every replica)")
+        if not self.algs:
+            raise ValueError("dpop.algs must name at least one algorithm")
+        return self
 
 
 class Introspection(BaseModel):
@@ -229,6 +271,7 @@ class Settings(BaseModel):
     login_failure_window_seconds: int = Field(900, ge=1)
     max_body_bytes: int = Field(65_536, ge=1024)
     tracing: TracingSettings = TracingSettings()
+    dpop: DpopSettings = DpopSettings()
 
     _check_listen = field_validator("grpc_listen", "http_listen")(lambda cls, v: _listen(v))
 

@@ -13,6 +13,10 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from authz.cache import TokenCache
+from authz.dpop import ProofChecker
+from authz.dpop_binding import DpopBinding, FirstUse
+from authz.dpop_nonce import Nonces
+from authz.dpop_replay import ReplayCache
 from authz.engine import Engine
 from authz.extract import TokenExtractor
 from authz.introspection import ChainIntrospector, Introspector, RemoteIntrospector
@@ -164,12 +168,15 @@ def build(settings: Settings, keyring: KeyRing | None = None,
         chain.append(RemoteIntrospector(i.url, i.client_id, i.client_secret.get_secret_value(), http_client,
                                         settings.cache.ttl_seconds))
     cache = TokenCache(settings.cache.max_entries, settings.cache.ttl_seconds, settings.cache.negative_ttl_seconds)
+    proofs = _dpop_checker(settings)
     engine = Engine(_extractor(settings), verifier, cache, _rules(settings), _mutator(settings), metrics,
                     introspector=ChainIntrospector(chain), is_revoked=_revocation_check(settings, store),
-                    trusted_proxy_hops=settings.trusted_proxy_hops)
+                    trusted_proxy_hops=settings.trusted_proxy_hops,
+                    dpop=DpopBinding(proofs, _dpop_replay(settings, store)))
     issuer = TokenIssuer(keyring, settings.issuer, settings.accepted_audiences[0], settings.max_token_lifetime)
     revoker = Revoker(store, cache)
     oauth = _oauth_context(settings, store, issuer, revoker, http_client, registry, tracing)
+    oauth.dpop = proofs
     # token exchange verifies subject and actor tokens as ext_authz does, with the engine's parts
     oauth.presented = PresentedTokens(verifier, engine.introspector, engine.is_revoked)
     # the adapters' engine: traced only when tracing is on; off, they call the engine itself
@@ -278,8 +285,27 @@ def _issuers(settings: Settings, keyring: KeyRing, http_client: httpx.AsyncClien
 
 
 def _rules(settings: Settings) -> RuleBook:
-    return RuleBook((r.path_prefix, Rules.make(r.required_scopes, r.audience, r.allow_anonymous, r.tenant))
+    return RuleBook((r.path_prefix, Rules.make(r.required_scopes, r.audience, r.allow_anonymous, r.tenant,
+                                               r.dpop_base_url))
                     for r in settings.routes)
+
+
+def _dpop_checker(settings: Settings) -> ProofChecker:
+    """DPoP proofs, checked alike at ext_authz and the token endpoint."""
+    d = settings.dpop
+    nonces = Nonces(d.nonce_secret.get_secret_value().encode(), d.nonce_slot_seconds) \
+        if d.nonces and d.nonce_secret is not None else None
+    return ProofChecker(d.algs, d.max_age_seconds, d.clock_skew_seconds, nonces)
+
+
+def _dpop_replay(settings: Settings, store: Store) -> FirstUse:
+    """Where ext_authz remembers the jti of DPoP proofs: each worker's memory (an answer now),
+    or the store (Redis: every worker and replica; one SET NX with expiry, a single key, so
+    any Cluster slot does; an outage denies with 503)."""
+    mode = settings.dpop.replay
+    if mode == "store" or (mode == "auto" and settings.store_url.startswith(("redis", "rediss"))):
+        return lambda key, until: store.use_once("dpop:" + key, until)
+    return ReplayCache(settings.dpop.replay_max_entries).first_use
 
 
 def _extractor(settings: Settings) -> TokenExtractor:

@@ -26,10 +26,10 @@ def routes(ctx: OAuthContext, verifier: JwtVerifier, keyring: KeyRing,
     algs = sorted({k.alg for k in keyring.keys})
 
     async def as_metadata(_: Request) -> JSONResponse:
-        return JSONResponse(server_metadata(issuer, algs))
+        return JSONResponse(server_metadata(issuer, algs, ctx.settings.dpop.algs))
 
     async def oidc(_: Request) -> JSONResponse:
-        return JSONResponse(openid_configuration(issuer, algs))
+        return JSONResponse(openid_configuration(issuer, algs, ctx.settings.dpop.algs))
 
     async def openapi(_: Request) -> JSONResponse:
         return JSONResponse(openapi_document(issuer))

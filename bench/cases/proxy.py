@@ -7,6 +7,7 @@ slow drifts of a shared machine hit every case alike, and each row is the median
 from __future__ import annotations
 
 from bench import loaders
+from bench.cases import dpop
 from bench.payloads import token_lua
 from bench.recorder import Recorder
 from bench.stack import Stack
@@ -23,6 +24,7 @@ def run(rec: Recorder, stack: Stack) -> None:
             print(f"  -- round {rep + 1} of {rec.repeat}", flush=True)
         for row, listener in HITS:
             rec.measure(row, lambda d: loaders.wrk(stack.url[listener], d, headers=stack.auth))
+        dpop.measure_round(rec, stack)  # DPoP-bound Checks (bench/cases/dpop.py), beside the bearer hits
         for mode in ("grpc", "http"):
             row = f"sidecar_{mode}_miss"
             if rec.want(row):

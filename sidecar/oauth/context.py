@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from config.settings import Settings
 from sidecar.oauth.credentials import CredentialChecker, Passwords
@@ -25,6 +26,7 @@ class OAuthContext:
     revoker: Revoker
     throttle: LoginThrottle
     presented: PresentedTokens | None = None  # ext_authz's verification, for token exchange
+    dpop: Any = None  # authz/dpop.py: ProofChecker, shared with ext_authz (the composition root sets it)
 
     @property
     def token_endpoint(self) -> str:

@@ -13,6 +13,7 @@ from sidecar.oauth import responses
 from sidecar.oauth.certificates import binds_tokens, bound_thumbprint, certificate_refusal, presented_certificate
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import genuine_client
+from sidecar.oauth.dpop import bound_refresh, dpop_binding
 from sidecar.oauth.errors import (InvalidClient, OAuthError, TemporarilyUnavailable, UnauthorizedClient,
                                   UnsupportedGrantType)
 from sidecar.oauth.grants import GRANTS
@@ -58,9 +59,12 @@ class TokenEndpoint:
             request.state.client_id = client.client_id
         if client is not None and grant_type not in client.grant_types:
             raise UnauthorizedClient(f"this client may not use grant_type {grant_type}")
+        jkt = await dpop_binding(ctx, request, client)  # before the grant's work: a bad proof costs no password check
         validated = await grant.validate(ctx, request, params, client, prefetched)
         if binds_tokens(client):  # RFC 8705 §3: bound to the certificate it presented
             validated.extra["cnf"] = {"x5t#S256": bound_thumbprint(request, ctx.settings.trusted_proxy_hops)}
+        validated.jkt = jkt
+        validated.refresh_jkt = jkt if bound_refresh(client) else None
         request.state.client_id = validated.client_id
         answer = await grant.issue(ctx, validated)
         ctx.metrics.issued.labels(grant_type, validated.client_id).inc()

@@ -51,6 +51,14 @@ class UnsupportedTokenType(OAuthError):
     error = "unsupported_token_type"  # RFC 7009 §2.2.1
 
 
+class InvalidDpopProof(OAuthError):
+    error = "invalid_dpop_proof"  # RFC 9449 §5
+
+
+class UseDpopNonce(OAuthError):
+    error = "use_dpop_nonce"  # RFC 9449 §8: retry with the nonce in the DPoP-Nonce header
+
+
 class TemporarilyUnavailable(OAuthError):
     error = "temporarily_unavailable"
     status_code = 503

@@ -10,8 +10,9 @@ from sidecar.oauth.grants import GRANTS
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "tls_client_auth", "self_signed_tls_client_auth"]
 
 
-def server_metadata(issuer: str, algs: list[str]) -> dict[str, Any]:
+def server_metadata(issuer: str, algs: list[str], dpop_algs: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
+        **({"dpop_signing_alg_values_supported": list(dpop_algs)} if dpop_algs else {}),  # RFC 9449 §5.1
         "issuer": issuer,
         "token_endpoint": f"{issuer}/oauth/token",
         "revocation_endpoint": f"{issuer}/oauth/revoke",
@@ -28,8 +29,8 @@ def server_metadata(issuer: str, algs: list[str]) -> dict[str, Any]:
     }
 
 
-def openid_configuration(issuer: str, algs: list[str]) -> dict[str, Any]:
-    return {**server_metadata(issuer, algs), "subject_types_supported": ["public"],
+def openid_configuration(issuer: str, algs: list[str], dpop_algs: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {**server_metadata(issuer, algs, dpop_algs), "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": algs,
             "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "tenant",
                                  "org_id", "project_ids"]}

@@ -110,3 +110,4 @@ class RefreshRecord:
     org_id: str | None = None
     project_ids: tuple[str, ...] = ()
     held: bool = False  # kept by the service, traded by access token (grants/held_refresh.py)
+    jkt: str | None = None  # a public client's DPoP key (RFC 9449 §5): a refresh needs a proof by it

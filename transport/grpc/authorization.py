@@ -55,6 +55,8 @@ def encode(decision: Decision, mutator: Mutator | None) -> bytes:
                      HeaderValueOption(header=HeaderValue(key="content-type", value="application/json"),
                                        append_action=_OVERWRITE)],
             body=decision.body.decode())
+        if decision.nonce:  # RFC 9449 §9: the nonce a DPoP proof must carry
+            denied.headers.add(header=HeaderValue(key="dpop-nonce", value=decision.nonce), append_action=_OVERWRITE)
         response = pb.CheckResponse(status=Status(code=_GRPC_CODE.get(decision.status, 7)), denied_response=denied)
     if metadata:
         meta = Struct()

@@ -35,6 +35,8 @@ def encode(decision: Decision, mutator: Mutator) -> tuple[dict[str, Any], bytes]
     body = decision.body
     headers = [(b"www-authenticate", decision.www_authenticate.encode()),
                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if decision.nonce:  # RFC 9449 §9: the nonce a DPoP proof must carry
+        headers.append((b"dpop-nonce", decision.nonce.encode()))
     return {"type": "http.response.start", "status": decision.status, "headers": headers}, body
 
 

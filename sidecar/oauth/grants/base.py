@@ -39,6 +39,10 @@ class Validated:
     held: bool = False  # the refresh token is kept by the service, bound to the access token's jti
     offline: bool = False  # an offline session: the longer family lifetime
     extra: dict[str, Any] = field(default_factory=dict)  # more access-token claims
+    # the DPoP key the request proved it holds (sidecar/oauth/dpop.py): the access token is bound
+    # to it (cnf.jkt, token_type DPoP); `refresh_jkt`: its refresh tokens too (a public client)
+    jkt: str | None = None
+    refresh_jkt: str | None = None
 
 
 V = TypeVar("V", bound=Validated)
@@ -63,6 +67,7 @@ class Grant(Generic[V]):
     async def issue(self, ctx: OAuthContext, v: V) -> TokenAnswer:
         family = new_family() if v.with_refresh else None
         extra = {**v.extra, HELD_CLAIM if v.held else FAMILY_CLAIM: family} if family else v.extra
+        extra = bound_claims(v, extra)
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids, extra=extra)
         answer = token_answer(token.token, v)
@@ -73,7 +78,7 @@ class Grant(Generic[V]):
             rt, record = new_refresh_token(client_id=v.client_id, tenant=v.tenant or "", subject=v.subject,
                                            scope=" ".join(sorted(v.scope)), family_expires_at=time.time() + lifetime,
                                            family=family, org_id=v.org_id, project_ids=v.project_ids,
-                                           secret=token.claims["jti"] if v.held else None)
+                                           secret=token.claims["jti"] if v.held else None, jkt=v.refresh_jkt)
             await ctx.store.put_refresh(record, (token.claims["jti"], token.claims["exp"]))
             if not v.held:
                 answer["refresh_token"] = rt
@@ -81,8 +86,14 @@ class Grant(Generic[V]):
 
 
 def token_answer(access_token: str, v: Validated) -> TokenAnswer:
-    return {"access_token": access_token, "token_type": "Bearer", "expires_in": v.ttl,
+    return {"access_token": access_token, "token_type": "DPoP" if v.jkt else "Bearer", "expires_in": v.ttl,
             "scope": " ".join(sorted(v.scope))}
+
+
+def bound_claims(v: Validated, extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` with the DPoP confirmation (RFC 9449 §6.1) when the request proved a key."""
+    # merged: a certificate binding (RFC 8705) may already be there
+    return {**extra, "cnf": {**extra.get("cnf", {}), "jkt": v.jkt}} if v.jkt else extra
 
 
 def access_ttl(ctx: OAuthContext, client: Client | None, params: Params) -> int:

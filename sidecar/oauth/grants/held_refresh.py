@@ -23,9 +23,9 @@ from authz import jose
 from authz.errors import TokenError
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import digest
-from sidecar.oauth.errors import InvalidGrant
-from sidecar.oauth.grants.base import (HELD_REFRESH, Grant, TokenAnswer, Validated, access_ttl, refuse_failed_rotation,
-                                       token_answer)
+from sidecar.oauth.errors import InvalidDpopProof, InvalidGrant
+from sidecar.oauth.grants.base import (HELD_REFRESH, Grant, TokenAnswer, Validated, access_ttl, bound_claims,
+                                       refuse_failed_rotation, token_answer)
 from sidecar.oauth.issuer import HELD_CLAIM, new_refresh_token
 from sidecar.oauth.params import Params, required
 from sidecar.store.base import RefreshKey
@@ -102,12 +102,14 @@ class HeldRefreshGrant(Grant[Trading]):
 
     async def issue(self, ctx: OAuthContext, v: Trading) -> TokenAnswer:
         old = v.old
+        if old.jkt is not None and old.jkt != v.jkt:  # a public client's held session is bound to its DPoP key
+            raise InvalidDpopProof("this session is bound to a DPoP key: send a DPoP proof signed with it")
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids,
-                                        extra={**v.extra, HELD_CLAIM: old.family})
+                                        extra=bound_claims(v, {**v.extra, HELD_CLAIM: old.family}))
         _, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject, scope=old.scope,
                                    family_expires_at=old.family_expires_at, family=old.family, org_id=old.org_id,
-                                   project_ids=old.project_ids, secret=token.claims["jti"])
+                                   project_ids=old.project_ids, secret=token.claims["jti"], jkt=old.jkt)
         rotation = await ctx.store.rotate_refresh(old, new, (token.claims["jti"], token.claims["exp"]), time.time())
         # nothing to hand out twice here: a replay within the grace period is reuse too
         await refuse_failed_rotation(ctx, old, rotation.outcome, what="the held session", reuse=("reused", "replayed"),

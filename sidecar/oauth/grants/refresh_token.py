@@ -15,9 +15,9 @@ from starlette.requests import Request
 
 from sidecar.oauth import successor
 from sidecar.oauth.context import OAuthContext
-from sidecar.oauth.errors import InvalidGrant
-from sidecar.oauth.grants.base import (Grant, TokenAnswer, Validated, access_ttl, granted_scopes, refuse_failed_rotation,
-                                       token_answer)
+from sidecar.oauth.errors import InvalidDpopProof, InvalidGrant
+from sidecar.oauth.grants.base import (Grant, TokenAnswer, Validated, access_ttl, bound_claims, granted_scopes,
+                                       refuse_failed_rotation, token_answer)
 from sidecar.oauth.issuer import FAMILY_CLAIM, REFRESH_PREFIX, new_refresh_token, parse_refresh_token
 from sidecar.oauth.params import Params, required
 from sidecar.store.base import RefreshKey
@@ -63,14 +63,16 @@ class RefreshTokenGrant(Grant[Rotating]):
 
     async def issue(self, ctx: OAuthContext, v: Rotating) -> TokenAnswer:
         old, secret = v.old, v.secret
+        if old.jkt is not None and old.jkt != v.jkt:  # a public client's family is bound to its DPoP key
+            raise InvalidDpopProof("this refresh token is bound to a DPoP key: send a DPoP proof signed with it")
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
                                         ttl=v.ttl, org_id=v.org_id, project_ids=v.project_ids,
-                                        extra={**v.extra, FAMILY_CLAIM: old.family})
+                                        extra=bound_claims(v, {**v.extra, FAMILY_CLAIM: old.family}))
         if not v.rotate:
             return await self._keep(ctx, v, token.token, (token.claims["jti"], token.claims["exp"]))
         rt, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
                                     scope=" ".join(sorted(v.scope)), family_expires_at=old.family_expires_at,
-                                    family=old.family, org_id=old.org_id, project_ids=old.project_ids)
+                                    family=old.family, org_id=old.org_id, project_ids=old.project_ids, jkt=old.jkt)
         # the successor and the new access token's jti are stored in the same atomic step
         # that marks the old token used; revocation of its family, subject or client is checked there too
         grace = ctx.settings.refresh.reuse_grace_seconds

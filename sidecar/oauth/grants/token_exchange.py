@@ -18,7 +18,8 @@ from starlette.requests import Request
 
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant, InvalidRequest, InvalidTarget, UnauthorizedClient
-from sidecar.oauth.grants.base import Grant, TokenAnswer, Validated, access_ttl, granted_scopes, token_answer
+from sidecar.oauth.grants.base import (Grant, TokenAnswer, Validated, access_ttl, bound_claims, granted_scopes,
+                                       token_answer)
 from sidecar.oauth.issuer import FAMILY_CLAIM, HELD_CLAIM
 from sidecar.oauth.params import Params, every, required
 from sidecar.oauth.presented import Presented
@@ -101,7 +102,8 @@ class TokenExchangeGrant(Grant[Exchanging]):
                           family=_family(ctx, subject))
 
     async def issue(self, ctx: OAuthContext, v: Exchanging) -> TokenAnswer:
-        extra: dict[str, Any] = {"act": v.act}
+        # bound to the exchanging client's certificate or DPoP key when it proved one (endpoint.py)
+        extra: dict[str, Any] = bound_claims(v, {**v.extra, "act": v.act})
         if v.family:
             extra[FAMILY_CLAIM] = v.family
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
