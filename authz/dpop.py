@@ -6,7 +6,10 @@ already used for is the caller's replay store's business (`authz/dpop_replay.py`
 A proof's header (`typ`, `alg`, `jwk`) is the same on every request of one client key: its
 checked form (the parsed public key pinned to the header's `alg`, and the key's RFC 7638
 thumbprint) is kept per header segment, bounded, so a request costs one JSON parse of the
-payload and one signature check."""
+payload and one signature check. The payload is parsed with orjson (~1 µs against json's ~6):
+the same objects for every RFC 8259 text, and it refuses what is not one, which `json` lets
+through: `NaN` (an `iat` that passes every comparison), lone surrogates (a `jti` that cannot
+be encoded)."""
 
 from __future__ import annotations
 
@@ -15,9 +18,10 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
+import orjson
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
@@ -45,9 +49,9 @@ class ProofError(Exception):
         self.error = error
 
 
-@dataclass(frozen=True, slots=True)
-class Proof:
-    """A checked proof: its key's thumbprint, its id and until when it must not be seen again."""
+class Proof(NamedTuple):
+    """A checked proof: its key's thumbprint, its id and until when it must not be seen again
+    (a tuple: built on every Check, a third of a frozen dataclass's cost)."""
 
     jkt: str
     jti: str
@@ -193,18 +197,20 @@ class ProofChecker:
         parts = value.split(".")
         if len(parts) != 3:
             raise ProofError("DPoP proof is not a compact JWS")
-        key = self._key(parts[0])
+        header, payload, signature = parts
+        key = self._keys.get(header) or self._key(header)
         if jkt is not None and key.jkt != jkt:
             raise ProofError("DPoP proof key does not match the key the token is bound to")
         try:
-            claims = jose._json_object(jose.b64url_decode(parts[1]), "payload")
-            signature = jose.b64url_decode(parts[2])
-        except TokenError:
+            claims = orjson.loads(jose.b64url_decode(payload))
+            raw_signature = jose.b64url_decode(signature)
+        except (TokenError, orjson.JSONDecodeError):
             raise ProofError("DPoP proof is not a valid JWT") from None
-        now = self._clock()
-        until = self._claims(claims, method, url, also, access_token, now)
+        if type(claims) is not dict:
+            raise ProofError("DPoP proof is not a valid JWT")
+        until = self._claims(claims, method, url, also, access_token, self._clock())
         try:
-            valid = key.verify(f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+            valid = key.verify(f"{header}.{payload}".encode("ascii"), raw_signature)
         except Exception:  # a library's own error on a malformed signature
             valid = False
         if not valid:
@@ -212,12 +218,12 @@ class ProofChecker:
         return Proof(key.jkt, claims["jti"], until)
 
     def _key(self, segment: str) -> _ProofKey:
-        key = self._keys.get(segment)
-        if key is None:
-            key = self._parse_header(segment)
-            if len(self._keys) >= self._max_keys:  # bounded: the oldest goes first
-                del self._keys[next(iter(self._keys))]
-            self._keys[segment] = key
+        """A header segment seen for the first time: parsed, checked and kept (bounded: the
+        oldest goes first)."""
+        key = self._parse_header(segment)
+        if len(self._keys) >= self._max_keys:
+            del self._keys[next(iter(self._keys))]
+        self._keys[segment] = key
         return key
 
     def _parse_header(self, segment: str) -> _ProofKey:

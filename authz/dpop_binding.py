@@ -21,9 +21,17 @@ FirstUse = Callable[[str, float], NowOrLater[bool]]
 
 
 @lru_cache(maxsize=4096)
-def _normalized(url: str) -> str | None:
-    """A request URL normalised, remembered: the same few URLs come again and again."""
-    return normalize_url(url)
+def _request_url(scheme: str, host: str, path: str) -> str | None:
+    """The URL of a request as Envoy saw it (`path` without its query), normalised, remembered
+    per (scheme, host, path): the same few come again and again, and the key is all that makes
+    the URL, so a hit is the URL the request addressed, never another's."""
+    return normalize_url(f"{scheme}://{host}{path}")
+
+
+@lru_cache(maxsize=4096)
+def _external_url(base_url: str, path: str) -> str | None:
+    """The same for a route's external base URL (`dpop_base_url`)."""
+    return normalize_url(base_url + path)
 
 
 @lru_cache(maxsize=64)
@@ -64,9 +72,9 @@ class DpopBinding:
         that entered through a gateway) or the scheme and host Envoy saw, and the path."""
         path = req.path.partition("?")[0]
         if rules.dpop_base_url:
-            return _normalized(rules.dpop_base_url + path)
+            return _external_url(rules.dpop_base_url, path)
         origin = req.origin()
-        return _normalized(f"{origin.scheme}://{origin.host}{path}")
+        return _request_url(origin.scheme, origin.host, path)
 
     def deny(self, description: str, error: str, reason: str) -> Decision:
         return _deny(description, error, reason, self.checker.algs_text)

@@ -15,7 +15,6 @@ from typing import Any, Callable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
 
 from authz import key_schedule
@@ -28,6 +27,26 @@ _EC_CURVES = {"ES256": ("secp256r1", hashes.SHA256), "ES384": ("secp384r1", hash
               "ES512": ("secp521r1", hashes.SHA512)}
 
 
+_BYTE = [bytes((n,)) for n in range(256)]
+
+
+def _der_integer(raw: bytes) -> bytes:
+    """An unsigned big-endian integer as DER: no leading zero bytes, one 0 before a high bit."""
+    raw = raw.lstrip(b"\0")
+    if not raw or raw[0] > 127:
+        raw = b"\0" + raw
+    return b"\x02" + _BYTE[len(raw)] + raw
+
+
+def raw_to_der(signature: bytes, size: int) -> bytes:
+    """A JWS ECDSA signature (r || s, `size` bytes each) as the DER `cryptography` verifies:
+    byte for byte what `encode_dss_signature` gives, built without two Python ints (~1 µs less
+    per check; tests/authz/test_signature_checks.py compares the two)."""
+    body = _der_integer(signature[:size]) + _der_integer(signature[size:])
+    n = len(body)  # P-521: up to 138 bytes, DER's long form
+    return (b"\x30" + _BYTE[n] if n < 128 else b"\x30\x81" + _BYTE[n]) + body
+
+
 def _ec_check(alg: str, key: Any) -> Callable[[bytes, bytes], bool]:
     """An ES* check straight on `cryptography`: PyJWT's algorithm object builds a hash object
     and converts the signature in Python on every check (~8 µs of a ~150 µs cache miss,
@@ -37,13 +56,13 @@ def _ec_check(alg: str, key: Any) -> Callable[[bytes, bytes], bool]:
         return lambda signing_input, signature: False
     size = (key.curve.key_size + 7) // 8
     scheme = ec.ECDSA(hash_alg())
+    verify = key.verify
 
     def check(signing_input: bytes, signature: bytes) -> bool:
         if len(signature) != 2 * size:
             return False
-        r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
         try:
-            key.verify(encode_dss_signature(r, s), signing_input, scheme)
+            verify(raw_to_der(signature, size), signing_input, scheme)
         except InvalidSignature:
             return False
         return True

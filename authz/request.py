@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(NamedTuple):
     """Where the request came from, as Envoy saw it: read only by the sender-constrained checks
-    (DPoP's `htu`, a certificate-bound token), so not on every Check."""
+    (DPoP's `htu`, a certificate-bound token), so not on every Check; but on every one of those
+    (a tuple: a tenth of a frozen dataclass's cost to build)."""
 
     scheme: str  # "https" or "http"
     host: str  # the authority the client addressed (`:authority` / Host)

@@ -1,6 +1,6 @@
-"""In-process A/B of a cached bearer Check (`AuthorizationService.check_message`, the h2 gRPC
-face's entry) between two source trees, and what a DPoP-bound cached Check and one ES256
-verification cost on this CPU.
+"""In-process A/B of a cached bearer Check and of a DPoP-bound cached Check with a fresh proof
+(`AuthorizationService.check_message`, the h2 gRPC face's entry) between two source trees, and
+what one ES256 verification, the floor of a DPoP Check, costs on this CPU.
 
 Each tree runs in its own long-lived process (the modules share names), taking turns: rounds
 alternate A, B, A, B ..., so both see the same machine; each round is timed in the process's
@@ -166,13 +166,16 @@ def main(old: str, new: str, pairs: int = 6, rounds: int = 7) -> None:
         ratios.append(statistics.median(mine["new"]) / statistics.median(mine["old"]))
         for name, values in mine.items():
             times.setdefault(name, []).extend(values)
-    take_turns({"dpop": start(new, "dpop")}, times, 5)
+    for pair in range(pairs // 2):
+        order = [("dpop_old", old), ("dpop_new", new)] if pair % 2 == 0 else [("dpop_new", new), ("dpop_old", old)]
+        take_turns({name: start(root, "dpop") for name, root in order}, times, rounds)
     med = {name: statistics.median(values) for name, values in times.items()}
     print(f"bearer cache hit, check_message: old {med['old']:.0f} ns, new {med['new']:.0f} ns "
           f"({(med['new'] / med['old'] - 1) * 100:+.1f} %; per pair of processes "
           f"{', '.join(f'{(r - 1) * 100:+.1f}' for r in ratios)} %), {pairs} pairs x {rounds} rounds of {CALLS}")
-    print(f"DPoP-bound cache hit (fresh ES256 proof each): {med['dpop'] / 1000:.1f} µs "
-          f"= {med['old'] / med['dpop']:.3f}x the bearer hit's rate in-process")
+    for side in ("old", "new"):
+        print(f"DPoP-bound cache hit (fresh ES256 proof each), {side}: {med['dpop_' + side] / 1000:.1f} µs "
+              f"= {med[side] / med['dpop_' + side]:.3f}x the bearer hit's rate in-process")
     print(f"one ES256 verification (cryptography): {_es256_verify_us():.1f} µs")
     old_ns, new_ns = engine_ab(old)
     print(f"engine only (Engine.check_now, bearer hit, old and new _decide_now in one process): old {old_ns:.0f} ns, "
