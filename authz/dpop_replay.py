@@ -30,7 +30,7 @@ class ReplayCache:
         """True the first time `key` is seen (it is then kept until `until`), False for a replay,
         or for a proof that might have been forgotten (see above)."""
         now = self._clock()
-        if until <= self._floor:
+        if not until > now or until <= self._floor:  # `not >`: a NaN is refused too
             return False
         seen = self._until.get(key)
         if seen is not None and seen > now:
