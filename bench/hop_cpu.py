@@ -36,6 +36,21 @@ def children(pid: int) -> list[int]:
     return [pid, *map(int, out)]  # nginx: its master and its worker
 
 
+def counters(pids: list[int]) -> dict[str, int]:
+    """Read and write system calls (/proc/<pid>/io) and voluntary context switches (sleeps
+    in epoll_wait: wake-ups) the processes made so far."""
+    out = {"reads": 0, "writes": 0, "wakeups": 0}
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            k, _, v = line.partition(": ")
+            if k in ("syscr", "syscw"):
+                out["reads" if k == "syscr" else "writes"] += int(v)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches"):
+                out["wakeups"] += int(line.split()[1])
+    return out
+
+
 def wrk(url: str, seconds: float, headers: dict[str, str]) -> int:
     cmd = ["wrk", "-t1", "-c32", f"-d{max(int(seconds), 1)}s", "--timeout", "5s"]
     for k, v in headers.items():
@@ -54,6 +69,7 @@ def measure(stack: Stack, pids: dict[str, list[int]], row: str, seconds: float, 
     if server:
         procs["server"] = pids[server]
     before = {k: cpu_seconds(v) for k, v in procs.items()}
+    calls = counters(procs["server"]) if server else {}
     loader = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     n = wrk(stack.url[listener], seconds, stack.auth)
@@ -63,6 +79,8 @@ def measure(stack: Stack, pids: dict[str, list[int]], row: str, seconds: float, 
     out["wrk"] = (after.ru_utime + after.ru_stime - loader.ru_utime - loader.ru_stime) / n * 1e6
     out["total"] = sum(out.values())
     out["req/s"] = n / elapsed
+    if server:  # per request, of the check server
+        out.update({f"server_{k}": (v - calls[k]) / n for k, v in counters(procs["server"]).items()})
     return out
 
 
@@ -91,15 +109,18 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 s = measure(stack, pids, row, args.duration, args.warmup)
                 samples[row].append(s)
-                print(f"  {row:20s} " + "  ".join(f"{k} {v:8.1f}" for k, v in s.items()), flush=True)
+                print(f"  {row:20s} " + "  ".join(f"{k} {v:.2f}" if k.startswith("server_") else f"{k} {v:.1f}"
+                                                 for k, v in s.items()), flush=True)
     finally:
         stack.stop()
-    medians = {row: {k: round(statistics.median(s[k] for s in ss), 1) for k in ss[0]} for row, ss in samples.items()}
+    medians = {row: {k: round(statistics.median(s[k] for s in ss), 3) for k in ss[0]} for row, ss in samples.items()}
     print("\nmedians, µs of CPU per request (req/s for the rate):")
-    print(f"  {'row':20s} {'envoy':>8s} {'server':>8s} {'wrk':>8s} {'total':>8s} {'req/s':>9s}")
+    print(f"  {'row':20s} {'envoy':>8s} {'server':>8s} {'wrk':>8s} {'total':>8s} {'req/s':>9s}"
+          "   server's reads, writes, wake-ups per request")
     for row, m in medians.items():
         print(f"  {row:20s} {m['envoy']:8.1f} {m.get('server', 0):8.1f} {m['wrk']:8.1f} {m['total']:8.1f} "
-              f"{m['req/s']:9.0f}")
+              f"{m['req/s']:9.0f}   {m.get('server_reads', 0):.2f} {m.get('server_writes', 0):.2f} "
+              f"{m.get('server_wakeups', 0):.2f}")
     if args.out:
         args.out.write_text(json.dumps({"samples": samples, "medians": medians}, indent=2))
     return 0
