@@ -6,7 +6,9 @@ move with what else runs on the machine, as requests per second do.
     python -m bench.hop_cpu --duration 3 --rounds 5
     python -m bench.hop_cpu --compare /work/main   # also a sidecar of another checkout, alternating
 
-Rows run round-robin; each figure is the median of its rounds."""
+Rows run round-robin, in reverse order every other round; each figure is the median of its
+rounds. `--compare` is how a change to the Check path is measured through Envoy: the two
+checkouts' sidecars behind the same Envoy, in the same rounds."""
 
 from __future__ import annotations
 
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             pids["compared"] = stack.compared.worker_pids()
         for i in range(args.rounds):
             print(f"-- round {i + 1} of {args.rounds} (load average {os.getloadavg()[0]:.2f})", flush=True)
-            for row in rows:
+            for row in rows if i % 2 == 0 else rows[::-1]:  # no row always runs after the same one
                 s = measure(stack, pids, row, args.duration, args.warmup)
                 samples[row].append(s)
                 print(f"  {row:20s} " + "  ".join(f"{k} {v:.2f}" if k.startswith("server_") else f"{k} {v:.1f}"
