@@ -73,8 +73,8 @@ def _origin(attrs: pb.AttributeContext) -> Origin:
 class OwnPart:
     """A token's own part of an allow: its `sub` header and `sub`/`jti` metadata, encoded as
     a CheckResponse to append to the shape's shared part (protobuf merges concatenated
-    messages: repeated headers add up, metadata maps merge). Built per response from a
-    template rather than kept per cached token."""
+    messages: repeated headers add up, metadata maps merge). Built from a template, not kept
+    in the token cache; `answer` remembers whole answers for a bounded number of tokens."""
 
     def __init__(self, user_header: str, remembered: int = 4096) -> None:
         self._user_header = user_header
@@ -106,7 +106,9 @@ class OwnPart:
         """A personal allow's whole answer: the shape's shared part, then this token's own.
         Remembered for the tokens seen lately (bounded, cleared when full): a cache hit then
         costs a dict lookup instead of a protobuf encode and a copy."""
-        key = (shared, identity.subject, identity.jti)  # `shared` is the decision's memo: its hash is kept
+        # everything the answer is made of (`__call__` reads sub and jti only); `shared` is the
+        # decision's memo, one bytes object, so its hash is computed once
+        key = (shared, identity.subject, identity.jti)
         wire = self._answers.get(key)
         if wire is None:
             if len(self._answers) >= self._remembered:
