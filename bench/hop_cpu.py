@@ -47,9 +47,10 @@ def counters(pids: list[int]) -> dict[str, int]:
             k, _, v = line.partition(": ")
             if k in ("syscr", "syscw"):
                 out["reads" if k == "syscr" else "writes"] += int(v)
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("voluntary_ctxt_switches"):
-                out["wakeups"] += int(line.split()[1])
+        for task in Path(f"/proc/{pid}/task").iterdir():  # every thread (Envoy's worker is not its main)
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches"):
+                    out["wakeups"] += int(line.split()[1])
     return out
 
 
@@ -72,6 +73,7 @@ def measure(stack: Stack, pids: dict[str, list[int]], row: str, seconds: float, 
         procs["server"] = pids[server]
     before = {k: cpu_seconds(v) for k, v in procs.items()}
     calls = counters(procs["server"]) if server else {}
+    envoy_calls = counters(procs["envoy"])
     loader = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     n = wrk(stack.url[listener], seconds, stack.auth)
@@ -81,6 +83,8 @@ def measure(stack: Stack, pids: dict[str, list[int]], row: str, seconds: float, 
     out["wrk"] = (after.ru_utime + after.ru_stime - loader.ru_utime - loader.ru_stime) / n * 1e6
     out["total"] = sum(out.values())
     out["req/s"] = n / elapsed
+    # Envoy's sleeps per request: how often it ran out of work (waiting for answers)
+    out["envoy_wakeups"] = (counters(procs["envoy"])["wakeups"] - envoy_calls["wakeups"]) / n
     if server:  # per request, of the check server
         out.update({f"server_{k}": (v - calls[k]) / n for k, v in counters(procs["server"]).items()})
     return out
@@ -118,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     medians = {row: {k: round(statistics.median(s[k] for s in ss), 3) for k in ss[0]} for row, ss in samples.items()}
     print("\nmedians, µs of CPU per request (req/s for the rate):")
     print(f"  {'row':20s} {'envoy':>8s} {'server':>8s} {'wrk':>8s} {'total':>8s} {'req/s':>9s}"
-          "   server's reads, writes, wake-ups per request")
+          "   server's reads, writes, wake-ups per request; Envoy's wake-ups")
     for row, m in medians.items():
         print(f"  {row:20s} {m['envoy']:8.1f} {m.get('server', 0):8.1f} {m['wrk']:8.1f} {m['total']:8.1f} "
               f"{m['req/s']:9.0f}   {m.get('server_reads', 0):.2f} {m.get('server_writes', 0):.2f} "
-              f"{m.get('server_wakeups', 0):.2f}")
+              f"{m.get('server_wakeups', 0):.2f}; {m['envoy_wakeups']:.2f}")
     if args.out:
         args.out.write_text(json.dumps({"samples": samples, "medians": medians}, indent=2))
     return 0
