@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     samples: dict[str, list[dict[str, float]]] = {r: [] for r in rows}
     try:
         stack.start()
+        for row in stack.missing:  # its server is not installed
+            print(f"  {row}: {stack.missing[row]}")
+            rows = [r for r in rows if r != row]
+            samples.pop(row, None)
         pids = {row: children(proc.pid) for row, proc in stack.servers.items()}
         pids["sidecar"] = stack.main.worker_pids()
         if args.compare:
