@@ -29,7 +29,6 @@ class Rules:
 
 
 NO_RULES = Rules()
-_CE_KEYS = ("required_scopes", "audience", "allow_anonymous", "tenant")
 
 
 class RuleBook:
@@ -42,7 +41,10 @@ class RuleBook:
 
     def for_request(self, path: str, context_extensions: dict[str, str]) -> Rules:
         if context_extensions:
-            values = tuple(context_extensions.get(k, "") for k in _CE_KEYS)
+            # Rules.make's arguments in order; spelled out: a generator over the keys cost a
+            # third more on every Check (0.55 µs of 1.7)
+            get = context_extensions.get
+            values = (get("required_scopes", ""), get("audience", ""), get("allow_anonymous", ""), get("tenant", ""))
             if any(values):
                 rules = self._interned.get(values)
                 if rules is None:

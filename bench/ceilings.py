@@ -5,6 +5,9 @@ the same file: an empty CheckResponse (status unset: OK) in a 5-byte gRPC frame,
 `grpc-status: 0` trailer. nghttpd sends no content-type for it (it names a type only by a
 file's extension, and `Check` has none); Envoy's gRPC client does not ask for one (it reads
 `:status` and `grpc-status`), and a failed Check would fail the row (wrk's non-2xx count).
+A second nghttpd (`ceiling_grpc_allow`) serves the exact bytes of the sidecar's allow for the
+bench's token (`allow_of`): the same answer, so Envoy spends the same CPU applying its
+header mutations and dynamic metadata in both rows.
 Debian: `apt-get install nginx-light nghttp2-server`."""
 
 from __future__ import annotations
@@ -62,13 +65,34 @@ http {{
                 log=folder / "stdout.log")
 
 
-def nghttpd(tmp: Path, port: int) -> Proc:
+def allow_of(target: str, token: str) -> bytes:
+    """The gRPC message (prefix and CheckResponse) the sidecar at `target` answers the bench's
+    Check with (the token, path `/`, `required_scopes: read`, as Envoy's listener sends it)."""
+    import grpc
+    from envoy.service.auth.v3 import external_auth_pb2 as pb
+
+    req = pb.CheckRequest()
+    req.attributes.request.http.headers["authorization"] = f"Bearer {token}"
+    req.attributes.request.http.path = "/"
+    req.attributes.context_extensions["required_scopes"] = "read"
+    try:
+        with grpc.insecure_channel(target) as channel:
+            raw = channel.unary_unary(f"/{CHECK_PATH}", request_serializer=pb.CheckRequest.SerializeToString)(
+                req, timeout=10)
+    except grpc.RpcError as exc:  # the row fails, the run goes on
+        raise RuntimeError(f"the sidecar's allow could not be fetched: {exc.code()}") from None
+    if pb.CheckResponse.FromString(raw).status.code != 0:
+        raise RuntimeError("the sidecar did not allow the bench's token")
+    return b"\x00" + len(raw).to_bytes(4, "big") + raw
+
+
+def nghttpd(tmp: Path, port: int, answer: bytes = EMPTY_CHECK_RESPONSE, name: str = "nghttpd") -> Proc:
     exe = binary("nghttpd")
     if exe is None:
         raise RuntimeError("nghttpd not found (apt-get install nghttp2-server)")
-    root = tmp / "nghttpd"
-    answer = root / CHECK_PATH
-    answer.parent.mkdir(parents=True, exist_ok=True)
-    answer.write_bytes(EMPTY_CHECK_RESPONSE)
+    root = tmp / name
+    path = root / CHECK_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(answer)
     return Proc([exe, "--no-tls", "-d", str(root), "--trailer", "grpc-status: 0", "--address", "127.0.0.1",
-                 str(port)], log=tmp / "nghttpd.log")
+                 str(port)], log=tmp / f"{name}.log")

@@ -73,16 +73,22 @@ def build(ports: dict[str, int], issuer: str, audience: str, jwks: dict) -> dict
         "floor_http": _hcm("fhttp", [_ext_authz_http("floor_http", ports["floor_http_port"])]),
         "ceiling_grpc": _hcm("cgrpc", [_ext_authz_grpc("ceiling_grpc")], scopes),
         "ceiling_http": _hcm("chttp", [_ext_authz_http("ceiling_http", ports["ceiling_http_port"])]),
+        "ceiling_grpc_allow": _hcm("cgrpca", [_ext_authz_grpc("ceiling_grpc_allow")], scopes),
     }
+    clusters = [_cluster("sidecar_grpc", ports["sidecar_grpc_port"], True),
+                _cluster("sidecar_http", ports["sidecar_http_port"], False),
+                _cluster("floor_grpc", ports["floor_grpc_port"], True),
+                _cluster("floor_http", ports["floor_http_port"], False),
+                _cluster("ceiling_grpc", ports["ceiling_grpc_port"], True),
+                _cluster("ceiling_http", ports["ceiling_http_port"], False),
+                _cluster("ceiling_grpc_allow", ports["ceiling_grpc_allow_port"], True)]
+    if "compared_grpc_port" in ports:  # a sidecar of another checkout (bench/hop_cpu.py --compare)
+        listeners["compared_grpc"] = _hcm("cmpgrpc", [_ext_authz_grpc("compared_grpc")], scopes)
+        clusters.append(_cluster("compared_grpc", ports["compared_grpc_port"], True))
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["admin"]}}},
         "static_resources": {
             "listeners": [{"name": name, "address": {"socket_address": {"address": "127.0.0.1",
                                                                          "port_value": ports[name]}},
                            "filter_chains": [{"filters": [hcm]}]} for name, hcm in listeners.items()],
-            "clusters": [_cluster("sidecar_grpc", ports["sidecar_grpc_port"], True),
-                         _cluster("sidecar_http", ports["sidecar_http_port"], False),
-                         _cluster("floor_grpc", ports["floor_grpc_port"], True),
-                         _cluster("floor_http", ports["floor_http_port"], False),
-                         _cluster("ceiling_grpc", ports["ceiling_grpc_port"], True),
-                         _cluster("ceiling_http", ports["ceiling_http_port"], False)]}}
+            "clusters": clusters}}

@@ -20,6 +20,8 @@ TARGETS = {
     # Envoy's jwt_authn with its JWT cache
     "grpc_hit / ceiling_grpc (nghttpd) (>= 0.95)": ("sidecar_grpc_hit", "ceiling_grpc"),
     "grpc_miss / ceiling_grpc (nghttpd)": ("sidecar_grpc_miss", "ceiling_grpc"),
+    # the same ceiling serving the sidecar's own allow bytes: Envoy applies the same answer
+    "grpc_hit / ceiling_grpc_allow (nghttpd, same answer) (>= 0.95)": ("sidecar_grpc_hit", "ceiling_grpc_allow"),
     "http_hit / ceiling_http (nginx) (>= 0.95)": ("sidecar_http_hit", "ceiling_http"),
     "http_miss / ceiling_http (nginx)": ("sidecar_http_miss", "ceiling_http"),
     "grpc_hit / jwt_authn_cached": ("sidecar_grpc_hit", "envoy_jwt_authn_cached"),
@@ -29,6 +31,7 @@ TARGETS = {
     "jwt_authn_cached / jwt_authn": ("envoy_jwt_authn_cached", "envoy_jwt_authn"),
     # what the ext_authz hop costs Envoy itself, whatever answers it
     "ceiling_grpc / envoy_noauth": ("ceiling_grpc", "envoy_noauth"),
+    "ceiling_grpc_allow / ceiling_grpc": ("ceiling_grpc_allow", "ceiling_grpc"),
     "ceiling_http / envoy_noauth": ("ceiling_http", "envoy_noauth"),
 }
 

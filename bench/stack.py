@@ -27,7 +27,8 @@ ADMIN = "bench-admin-token"
 # argon2 at its cheapest, for the rows that measure what comes after the login
 CHEAP_HASH = {"AUTH_SIDECAR_PASSWORD_HASHING__MEMORY_KIB": "1024", "AUTH_SIDECAR_PASSWORD_HASHING__TIME_COST": "1"}
 FLOORS = ("floor_grpc_port", "floor_http_port")
-CEILINGS = {"ceiling_grpc": "ceiling_grpc_port", "ceiling_http": "ceiling_http_port"}  # row -> its server's port
+CEILINGS = {"ceiling_grpc": "ceiling_grpc_port", "ceiling_http": "ceiling_http_port",
+            "ceiling_grpc_allow": "ceiling_grpc_allow_port"}  # row -> its server's port
 
 
 def new_app(base: str, grant_types: list[str]) -> App:
@@ -36,8 +37,9 @@ def new_app(base: str, grant_types: list[str]) -> App:
 
 
 class Stack:
-    def __init__(self, tmp: Path, alg: str) -> None:
+    def __init__(self, tmp: Path, alg: str, compare: Path | None = None) -> None:
         self.tmp, self.alg = tmp, alg
+        self.compare = compare  # another checkout: its sidecar behind a listener of its own
         self.procs: list[Proc | Sidecar] = []
         self._redis_url: str | None = None
 
@@ -58,14 +60,24 @@ class Stack:
         self.main = self.sidecar()
         ports = {name: free_port() for name in ("admin", "noauth", "jwt_authn", "jwt_authn_cached", "sidecar_grpc",
                                                 "sidecar_http", "floor_grpc", "floor_http", "ceiling_grpc",
-                                                "ceiling_http", *FLOORS, *CEILINGS.values())}
+                                                "ceiling_http", "ceiling_grpc_allow", *FLOORS, *CEILINGS.values())}
         ports.update(sidecar_grpc_port=self.main.grpc_port, sidecar_http_port=self.main.http_port)
+        if self.compare is not None:
+            self.compared = Sidecar(self.env, args=["--workers", "1"], tmp=self.tmp, root=self.compare)
+            self.procs.append(self.compared)
+            ports.update(compared_grpc=free_port(), compared_grpc_port=self.compared.start().grpc_port)
         for kind, name in zip(("grpc", "http"), FLOORS):
             self.procs.append(Proc([sys.executable, "-m", "bench.floors", kind, str(ports[name])]))
         self.missing: dict[str, str] = {}  # ceiling row -> why it cannot run (its server is not installed)
-        for (row, name), start in zip(CEILINGS.items(), (ceilings.nghttpd, ceilings.nginx)):
+        # the second gRPC ceiling serves the very bytes of the sidecar's allow for the bench's token
+        starts = (ceilings.nghttpd, ceilings.nginx,
+                  lambda tmp, port: ceilings.nghttpd(tmp, port, ceilings.allow_of(self.main.grpc, self.token),
+                                                     "nghttpd-allow"))
+        self.servers: dict[str, Proc] = {}  # ceiling row -> its server (CPU figures read its pid)
+        for (row, name), start in zip(CEILINGS.items(), starts):
             try:
                 self.procs.append(start(self.tmp, ports[name]))
+                self.servers[row] = self.procs[-1]
             except RuntimeError as exc:
                 self.missing[row] = str(exc)
         for name in (*FLOORS, *(n for row, n in CEILINGS.items() if row not in self.missing)):
@@ -74,8 +86,9 @@ class Stack:
                        30, name)
         cfg = self.tmp / "envoy.yaml"
         cfg.write_text(yaml.safe_dump(envoy_config.build(ports, IDP, API, idp_ring.jwks())))
-        self.procs.append(Proc([envoy_binary() or "envoy", "-c", str(cfg), "--concurrency", "1", "-l", "error",
-                                "--base-id", str(ports["admin"])], log=self.tmp / "envoy.log"))
+        self.envoy = Proc([envoy_binary() or "envoy", "-c", str(cfg), "--concurrency", "1", "-l", "error",
+                           "--base-id", str(ports["admin"])], log=self.tmp / "envoy.log")
+        self.procs.append(self.envoy)
         wait_until(lambda: httpx.get(f"http://127.0.0.1:{ports['admin']}/ready").status_code == 200, 30, "envoy")
         self.url = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
         return self

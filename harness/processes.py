@@ -66,7 +66,9 @@ class Sidecar:
     """`auth-sidecar serve` as a subprocess on free ports. The environment's AUTH_SIDECAR_*
     variables are left out: only `env` configures it."""
 
-    def __init__(self, env: dict[str, str] | None = None, args: list[str] | None = None, tmp: Path | None = None):
+    def __init__(self, env: dict[str, str] | None = None, args: list[str] | None = None, tmp: Path | None = None,
+                 root: Path | None = None):
+        self.root = root or ROOT  # the tree whose code runs (the bench compares checkouts)
         self.grpc_port = free_port()
         self.http_port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AUTH_SIDECAR_")}
@@ -94,7 +96,7 @@ class Sidecar:
     def start(self, wait_ready: bool = True) -> "Sidecar":
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "sidecar.cli", "serve", *self.args], env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
+                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=self.root)
         if wait_ready:
             self.wait_ready()
         return self

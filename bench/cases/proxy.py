@@ -1,7 +1,8 @@
 """Requests/s through Envoy (wrk, 32 connections): no auth, Envoy's own jwt_authn without and
 with its JWT cache, the sidecar's gRPC and HTTP modes on a cached token and on tokens new to
 the cache, the two transport floors (a bare grpc.aio servicer, a bare ASGI app) and the two
-ceilings (constant C servers: nghttpd for gRPC, nginx for HTTP; bench/ceilings.py). Round-robin: with --repeat,
+ceilings (constant C servers: nghttpd for gRPC, with an empty CheckResponse and with the sidecar's
+own allow, nginx for HTTP; bench/ceilings.py). Round-robin: with --repeat,
 slow drifts of a shared machine hit every case alike, and each row is the median of its samples."""
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from bench.stack import Stack
 HITS = (("envoy_noauth", "noauth"), ("envoy_jwt_authn", "jwt_authn"), ("envoy_jwt_authn_cached", "jwt_authn_cached"),
         ("sidecar_grpc_hit", "sidecar_grpc"), ("sidecar_http_hit", "sidecar_http"))
 FLOORS = (("floor_grpc", "floor_grpc"), ("floor_http", "floor_http"))
-CEILINGS = (("ceiling_grpc", "ceiling_grpc"), ("ceiling_http", "ceiling_http"))
+CEILINGS = (("ceiling_grpc", "ceiling_grpc"), ("ceiling_grpc_allow", "ceiling_grpc_allow"),
+            ("ceiling_http", "ceiling_http"))
 
 
 def run(rec: Recorder, stack: Stack) -> None:

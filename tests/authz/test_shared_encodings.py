@@ -59,6 +59,20 @@ async def test_grpc_answers_of_one_shape_differ_only_in_the_tokens_own_part(cont
         assert b_meta == {**a_meta, "sub": "bob", "jti": "j-bob"}
 
 
+async def test_a_remembered_answer_follows_the_project_and_the_token(container, ring):
+    """Whole answers are remembered per shared part and token: the same token on another
+    project, or past the bound of remembered answers, still gets its own answer."""
+    container.authz_service._own_part._remembered = 2  # a small bound: it is passed and cleared
+    tokens = [sign(ring, claims(sub=f"u{i}", jti=f"j{i}")) for i in range(3)]
+    for _ in range(3):
+        for i, token in enumerate(tokens):
+            for project in ("p1", "p2"):
+                headers, _, meta = await grpc_answer(container, token, **{"x-project": project})
+                assert (headers["x-user-id"], headers["x-project-id"]) == (f"u{i}", project)
+                assert (meta["sub"], meta["jti"], meta["project_id"]) == (f"u{i}", f"j{i}", project)
+    assert len(container.authz_service._own_part._answers) <= 2
+
+
 async def test_one_decision_is_shared_by_a_shape_and_made_whole_for_callers(container, ring):
     engine = container.engine
     a = await engine.check(AuthRequest({"authorization": f"Bearer {sign(ring, claims(sub='a', jti='1'))}"}, "/"))

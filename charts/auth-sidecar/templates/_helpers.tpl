@@ -159,7 +159,7 @@ extensionProviders:
       port: {{ .Values.ports.http }}
       pathPrefix: /ext_authz
       timeout: 2s
-      includeRequestHeadersInCheck: ["authorization", "x-auth-token", "x-project", "cookie"]
+      includeRequestHeadersInCheck: ["authorization", "x-auth-token", "x-project", "cookie", "dpop"]
       headersToUpstreamOnAllow: {{ toJson $managed }}
-      headersToDownstreamOnDeny: ["www-authenticate", "content-type"]
+      headersToDownstreamOnDeny: ["www-authenticate", "content-type", "dpop-nonce"]
 {{- end -}}
