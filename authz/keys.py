@@ -41,7 +41,7 @@ def _der_integer(raw: bytes) -> bytes:
 def raw_to_der(signature: bytes, size: int) -> bytes:
     """A JWS ECDSA signature (r || s, `size` bytes each) as the DER `cryptography` verifies:
     byte for byte what `encode_dss_signature` gives, built without two Python ints (~1 µs less
-    per check; tests/authz/test_signature_checks.py compares the two)."""
+    per check; tests/authz/test_dpop_fast_path.py compares the two)."""
     body = _der_integer(signature[:size]) + _der_integer(signature[size:])
     n = len(body)  # P-521: up to 138 bytes, DER's long form
     return (b"\x30" + _BYTE[n] if n < 128 else b"\x30\x81" + _BYTE[n]) + body
