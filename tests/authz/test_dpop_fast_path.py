@@ -1,6 +1,7 @@
 """The shortcuts of the DPoP Check's hot path refuse what the long way refused: the request URL
 memo (per scheme, host and path), the per-header key cache, the payload parser (orjson), the
-one-pass base64url decoder, the DER built from a JWS ECDSA signature, and the replay cache."""
+one-pass base64url decoder, the DER built from a JWS ECDSA signature, the EC check hashing
+apart from the signature check, and the replay cache."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ import time
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from requests_oauth2client import DPoPKey
 
 from authz import jose
 from authz.dpop import ProofChecker, ProofError, b64url_sha256, normalize_url
 from authz.dpop_replay import ReplayCache
-from authz.keys import KeyRing, raw_to_der
+from authz.keys import KeyRing, VerificationKey, raw_to_der
 from authz.request import AuthRequest, Origin
 from config import load_settings
 from sidecar.container import build
@@ -129,3 +131,23 @@ def test_the_replay_cache_refuses_a_window_already_over_or_not_a_number():
     assert not cache.first_use("past", 999.0)
     assert not cache.first_use("nan", float("nan")) and not cache.first_use("nan", float("nan"))
     assert cache.first_use("fresh", 1060.0) and not cache.first_use("fresh", 1060.0)
+
+
+@pytest.mark.parametrize(("alg", "curve", "hash_alg"), [("ES256", ec.SECP256R1, hashes.SHA256),
+                                                        ("ES384", ec.SECP384R1, hashes.SHA384),
+                                                        ("ES512", ec.SECP521R1, hashes.SHA512)])
+def test_ec_checks_hash_with_their_own_algorithm(alg, curve, hash_alg):
+    """The digest is taken apart from the signature check: each algorithm's own hash, and a
+    signature over another hash of the same input never verifies."""
+    private = ec.generate_private_key(curve())
+    key, size = VerificationKey("k", alg, private.public_key()), (private.curve.key_size + 7) // 8
+
+    def jws(signature: bytes) -> bytes:
+        r, s = decode_dss_signature(signature)
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+    message = b"header.payload"
+    assert key.verify(message, jws(private.sign(message, ec.ECDSA(hash_alg()))))
+    assert not key.verify(message + b"x", jws(private.sign(message, ec.ECDSA(hash_alg()))))
+    other = hashes.SHA256 if hash_alg is not hashes.SHA256 else hashes.SHA384
+    assert not key.verify(message, jws(private.sign(message, ec.ECDSA(other()))))
