@@ -1,0 +1,107 @@
+"""Where sender-constrained tokens meet the token service's other doors, against a running
+sidecar that believes one proxy hop (XFCC): a bound token traded by token exchange without its
+key, an actor from another tenant, clients whose tokens must be bound logging in through the
+Wazo-style API, and public clients at the introspection endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import httpx
+import jwt
+import pytest
+from requests_oauth2client import DPoPKey, OAuth2Client
+
+from authz.keys import KeyRing, write_new_key
+from tests.support.oauth import ADMIN_TOKEN, Admin, App, login
+from tests.support.processes import Sidecar
+from tests.support.tokens import sign
+
+ISSUER = "http://127.0.0.1:8080"
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS = "urn:ietf:params:oauth:token-type:access_token"
+HASH_A, HASH_B = hashlib.sha256(b"certificate a").hexdigest(), hashlib.sha256(b"certificate b").hexdigest()
+X5T_A = jwt.utils.base64url_encode(bytes.fromhex(HASH_A)).decode()
+
+
+@pytest.fixture(scope="module")
+def side(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("seams")
+    write_new_key(tmp / "keys")
+    sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
+                           "AUTH_SIDECAR_TRUSTED_PROXY_HOPS": "1", "AUTH_SIDECAR_WAZO_API__ENABLED": "true",
+                           "AUTH_SIDECAR_LOGIN_SOURCE_MAX_FAILURES": "100000"}, tmp=tmp).start()
+    sidecar.admin = Admin(sidecar.http)
+    sidecar.ring = KeyRing.from_dir(str(tmp / "keys"))
+    yield sidecar
+    sidecar.stop()
+
+
+@pytest.fixture(scope="module")
+def world(side) -> tuple[App, dict]:
+    """A tenant with `web` (password logins) and service A (token exchange for service-b)."""
+    app = side.admin.app(scopes=("read", "write"))
+    a = side.admin.post(f"/admin/tenants/{app.tenant}/clients",
+                        {"name": "service-a", "grant_types": [EXCHANGE], "scopes": ["read", "write"],
+                         "exchange_audiences": ["service-b"]})
+    return app, a
+
+
+def exchange(side, a: dict, subject: str, headers: dict | None = None, **extra) -> httpx.Response:
+    return httpx.post(side.http + "/oauth/token", auth=(a["client_id"], a["client_secret"]), headers=headers or {},
+                      data={"grant_type": EXCHANGE, "subject_token": subject, "subject_token_type": ACCESS,
+                            "audience": "service-b", **extra})
+
+
+def claims(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def own_token(side, app: App, **extra) -> str:
+    now = int(time.time())
+    return sign(side.ring, {"iss": ISSUER, "sub": app.user_id, "aud": ISSUER, "exp": now + 300, "iat": now,
+                            "jti": f"own-{time.time_ns()}", "client_id": app.client_id, "scope": "read",
+                            "tenant": app.tenant, **extra})
+
+
+def test_a_dpop_bound_subject_token_is_exchanged_only_with_a_proof_by_its_key(side, world):
+    app, a = world
+    endpoint = side.http + "/oauth/token"
+    web = OAuth2Client(endpoint, auth=(app.client_id, app.client_secret), testing=True)
+    alice = web.resource_owner_password(app.username, app.password, scope="read", dpop=True)
+    assert alice.token_type == "DPoP"
+    stolen = alice.access_token
+    for headers in ({}, {"dpop": str(DPoPKey.generate().proof(htm="POST", htu=endpoint))}):
+        r = exchange(side, a, stolen, headers)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+        assert "subject_token is DPoP-bound" in r.json()["error_description"]
+    # the holder of the key (a client acting with alice's key) may: the new token stays bound to it
+    r = exchange(side, a, stolen, {"dpop": str(alice.dpop_key.proof(htm="POST", htu=endpoint))})
+    assert r.status_code == 200 and r.json()["token_type"] == "DPoP", r.text
+    assert claims(r.json()["access_token"])["cnf"] == {"jkt": alice.dpop_key.dpop_jkt}
+
+
+def test_a_certificate_bound_subject_token_is_exchanged_only_with_its_certificate(side, world):
+    app, a = world
+    bound = own_token(side, app, cnf={"x5t#S256": X5T_A})
+    for headers in ({}, {"x-forwarded-client-cert": f"Hash={HASH_B}"}):
+        r = exchange(side, a, bound, headers)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+        assert "bound to a client certificate" in r.json()["error_description"]
+    r = exchange(side, a, bound, {"x-forwarded-client-cert": f"Hash={HASH_A}"})
+    assert r.status_code == 200, r.text
+    assert claims(r.json()["access_token"])["cnf"] == {"x5t#S256": X5T_A}  # still bound to that certificate
+
+
+def test_a_bound_actor_token_and_an_actor_of_another_tenant_are_refused(side, world):
+    app, a = world
+    subject = own_token(side, app)
+    other = side.admin.app(scopes=("read",))
+    for actor, words in ((own_token(side, other), "actor_token belongs to another tenant"),
+                         (own_token(side, app, cnf={"jkt": DPoPKey.generate().dpop_jkt}), "actor_token is DPoP-bound")):
+        r = exchange(side, a, subject, actor_token=actor, actor_token_type=ACCESS)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+        assert words in r.json()["error_description"]
+    r = exchange(side, a, subject, actor_token=own_token(side, app), actor_token_type=ACCESS)
+    assert r.status_code == 200 and claims(r.json()["access_token"])["act"] == {"sub": app.user_id}, r.text
