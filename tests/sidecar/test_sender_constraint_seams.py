@@ -105,3 +105,35 @@ def test_a_bound_actor_token_and_an_actor_of_another_tenant_are_refused(side, wo
         assert words in r.json()["error_description"]
     r = exchange(side, a, subject, actor_token=own_token(side, app), actor_token_type=ACCESS)
     assert r.status_code == 200 and claims(r.json()["access_token"])["act"] == {"sub": app.user_id}, r.text
+
+
+WAZO = "/api/auth/0.1/token"
+
+
+def test_wazo_api_gives_no_plain_tokens_to_clients_whose_tokens_are_bound(side):
+    app = side.admin.app(scopes=("read",))
+    clients = f"/admin/tenants/{app.tenant}/clients"
+    dpop = side.admin.post(clients, {"name": "spa", "grant_types": ["password", "refresh_token"],
+                                     "scopes": ["read"], "dpop_bound_access_tokens": True})
+    subject_dn = "CN=client-a,O=Acme\\, Inc.,C=FR"
+    certified = side.admin.post(clients, {"name": "mtls", "grant_types": ["password", "refresh_token"],
+                                          "scopes": ["read"], "token_endpoint_auth_method": "tls_client_auth",
+                                          "tls_client_auth_subject_dn": subject_dn})
+    for client in (dpop, certified):
+        r = httpx.post(side.http + WAZO, auth=(app.username, app.password),
+                       json={"client_id": client["client_id"], "access_type": "offline"})
+        assert r.status_code == 400 and r.json()["error"] == "unauthorized_client", r.text
+    # the certificate client's refresh token is bound by its certificate: not usable without it here
+    xfcc = {"x-forwarded-client-cert": f'Hash={HASH_A};Subject="{subject_dn}"'}
+    login = httpx.post(side.http + "/oauth/token", headers=xfcc,
+                       data={"grant_type": "password", "client_id": certified["client_id"],
+                             "username": app.username, "password": app.password})
+    assert login.status_code == 200 and claims(login.json()["access_token"])["cnf"] == {"x5t#S256": X5T_A}
+    r = httpx.post(side.http + WAZO, json={"client_id": certified["client_id"],
+                                           "refresh_token": login.json()["refresh_token"]})
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client", r.text
+    # the same client, at the token endpoint, with its certificate: still fine
+    again = httpx.post(side.http + "/oauth/token", headers=xfcc,
+                       data={"grant_type": "refresh_token", "client_id": certified["client_id"],
+                             "refresh_token": login.json()["refresh_token"]})
+    assert again.status_code == 200, again.text
