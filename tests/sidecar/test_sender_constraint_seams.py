@@ -137,3 +137,21 @@ def test_wazo_api_gives_no_plain_tokens_to_clients_whose_tokens_are_bound(side):
                        data={"grant_type": "refresh_token", "client_id": certified["client_id"],
                              "refresh_token": login.json()["refresh_token"]})
     assert again.status_code == 200, again.text
+
+
+def test_a_public_client_may_revoke_its_own_tokens_but_not_introspect(side):
+    app = side.admin.app(scopes=("read",))
+    spa = side.admin.post(f"/admin/tenants/{app.tenant}/clients",
+                          {"name": "spa", "grant_types": ["password", "refresh_token"], "scopes": ["read"],
+                           "token_endpoint_auth_method": "none"})
+    alice = login(side.http, app).json()["access_token"]  # the confidential `web` client's token
+    r = httpx.post(side.http + "/oauth/introspect", data={"token": alice, "client_id": spa["client_id"]})
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client", r.text
+    own = httpx.post(side.http + "/oauth/token", data={"grant_type": "password", "client_id": spa["client_id"],
+                                                       "username": app.username, "password": app.password})
+    r = httpx.post(side.http + "/oauth/revoke", data={"token": own.json()["refresh_token"],
+                                                      "client_id": spa["client_id"]})
+    assert r.status_code == 200
+    again = httpx.post(side.http + "/oauth/token", data={"grant_type": "refresh_token", "client_id": spa["client_id"],
+                                                         "refresh_token": own.json()["refresh_token"]})
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
