@@ -155,3 +155,22 @@ def test_a_public_client_may_revoke_its_own_tokens_but_not_introspect(side):
     again = httpx.post(side.http + "/oauth/token", data={"grant_type": "refresh_token", "client_id": spa["client_id"],
                                                          "refresh_token": own.json()["refresh_token"]})
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+def test_http_mode_refuses_two_dpop_headers_as_grpc_mode_does(side):
+    app = side.admin.app(grant_types=("client_credentials",), scopes=("read",))
+    key, endpoint = DPoPKey.generate(), side.http + "/oauth/token"
+    token = httpx.post(endpoint, auth=(app.client_id, app.client_secret), data={"grant_type": "client_credentials"},
+                       headers={"dpop": str(key.proof(htm="POST", htu=endpoint))}).json()["access_token"]
+
+    def proof() -> str:
+        return str(key.proof(htm="GET", htu=side.http + "/x", ath=jwt.utils.base64url_encode(
+            hashlib.sha256(token.encode()).digest()).decode()))
+
+    # RFC 9449 §4.3 check 1: one DPoP header field; the first or the last of two is not picked
+    for pair in ((proof(), "junk"), ("junk", proof()), (proof(), proof())):
+        r = httpx.get(side.http + "/ext_authz/x", headers=[("authorization", f"DPoP {token}"),
+                                                           *(("dpop", value) for value in pair)])
+        assert r.status_code == 401 and "exactly one DPoP header" in r.json()["error_description"], r.text
+    r = httpx.get(side.http + "/ext_authz/x", headers={"authorization": f"DPoP {token}", "dpop": proof()})
+    assert r.status_code == 200, r.text
