@@ -5,6 +5,7 @@ Wazo-style API, and public clients at the introspection endpoint."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 
@@ -174,3 +175,64 @@ def test_http_mode_refuses_two_dpop_headers_as_grpc_mode_does(side):
         assert r.status_code == 401 and "exactly one DPoP header" in r.json()["error_description"], r.text
     r = httpx.get(side.http + "/ext_authz/x", headers={"authorization": f"DPoP {token}", "dpop": proof()})
     assert r.status_code == 200, r.text
+
+
+def test_a_self_signed_clients_old_certificate_stops_working_when_its_jwks_is_patched(side):
+    app = side.admin.app(scopes=("read",))
+    der_a, der_b = b"certificate a", b"certificate b"  # compared byte for byte, never parsed
+    x5c = {der: base64.b64encode(der).decode() for der in (der_a, der_b)}
+    client = side.admin.post(f"/admin/tenants/{app.tenant}/clients",
+                             {"name": "device", "grant_types": ["client_credentials"], "scopes": ["read"],
+                              "token_endpoint_auth_method": "self_signed_tls_client_auth",
+                              "jwks": {"keys": [{"kty": "EC", "x5c": [x5c[der_a]]}]}})
+
+    def ask(hash_: str) -> httpx.Response:
+        return httpx.post(side.http + "/oauth/token", headers={"x-forwarded-client-cert": f"Hash={hash_}"},
+                          data={"grant_type": "client_credentials", "client_id": client["client_id"]})
+
+    assert ask(HASH_A).status_code == 200 and ask(HASH_B).status_code == 401
+    r = httpx.patch(side.http + f"/admin/tenants/{app.tenant}/clients/{client['client_id']}",
+                    headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+                    json={"jwks": {"keys": [{"kty": "EC", "x5c": [x5c[der_b]]}]}})
+    assert r.status_code == 200, r.text
+    old = ask(HASH_A)
+    assert old.status_code == 401 and old.json()["error"] == "invalid_client", old.text
+    assert ask(HASH_B).status_code == 200
+
+
+def test_a_certificate_clients_tokens_with_a_dpop_proof_need_both_at_ext_authz(side):
+    """A tls_client_auth client sending a DPoP proof: cnf has both; a refresh with a proof of
+    another key rebinds the access token (a confidential client's refresh token is bound by
+    its certificate, RFC 9449 §5); ext_authz asks for the certificate and the proof."""
+    app = side.admin.app(scopes=("read",))
+    subject_dn = "CN=client-a,O=Acme\\, Inc.,C=FR"
+    client = side.admin.post(f"/admin/tenants/{app.tenant}/clients",
+                             {"name": "mtls", "grant_types": ["password", "refresh_token"], "scopes": ["read"],
+                              "token_endpoint_auth_method": "tls_client_auth",
+                              "tls_client_auth_subject_dn": subject_dn})
+    endpoint, xfcc = side.http + "/oauth/token", {"x-forwarded-client-cert": f'Hash={HASH_A};Subject="{subject_dn}"'}
+    first, second = DPoPKey.generate(), DPoPKey.generate()
+    login = httpx.post(endpoint, headers={**xfcc, "dpop": str(first.proof(htm="POST", htu=endpoint))},
+                       data={"grant_type": "password", "client_id": client["client_id"],
+                             "username": app.username, "password": app.password})
+    assert login.status_code == 200 and login.json()["token_type"] == "DPoP", login.text
+    assert claims(login.json()["access_token"])["cnf"] == {"x5t#S256": X5T_A, "jkt": first.dpop_jkt}
+    refreshed = httpx.post(endpoint, headers={**xfcc, "dpop": str(second.proof(htm="POST", htu=endpoint))},
+                           data={"grant_type": "refresh_token", "client_id": client["client_id"],
+                                 "refresh_token": login.json()["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.text
+    token = refreshed.json()["access_token"]
+    assert claims(token)["cnf"] == {"x5t#S256": X5T_A, "jkt": second.dpop_jkt}
+    ath = jwt.utils.base64url_encode(hashlib.sha256(token.encode()).digest()).decode()
+
+    def check(key: DPoPKey | None, certificate: str | None) -> int:
+        headers = {"authorization": f"DPoP {token}"}
+        if key is not None:
+            headers["dpop"] = str(key.proof(htm="GET", htu=side.http + "/x", ath=ath))
+        if certificate is not None:
+            headers["x-forwarded-client-cert"] = f"Hash={certificate}"
+        return httpx.get(side.http + "/ext_authz/x", headers=headers).status_code
+
+    assert check(second, HASH_A) == 200
+    assert [check(second, None), check(second, HASH_B), check(None, HASH_A), check(first, HASH_A)] == [401] * 4
+    assert check(second, HASH_A) == 200  # cached: both still checked, and still fine
