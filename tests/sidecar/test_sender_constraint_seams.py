@@ -236,3 +236,27 @@ def test_a_certificate_clients_tokens_with_a_dpop_proof_need_both_at_ext_authz(s
     assert check(second, HASH_A) == 200
     assert [check(second, None), check(second, HASH_B), check(None, HASH_A), check(first, HASH_A)] == [401] * 4
     assert check(second, HASH_A) == 200  # cached: both still checked, and still fine
+
+
+def test_refusals_of_dpop_requests_carry_the_dpop_challenge(side):
+    """RFC 9449 §7.1: a request made with the DPoP scheme is refused with a `DPoP` challenge
+    (and `algs`), whatever the reason: an expired or revoked token too, not only a bad proof; a
+    Bearer request keeps RFC 6750's `Bearer` challenge for the same token."""
+    app = side.admin.app(scopes=("read",))
+    key = DPoPKey.generate()
+    expired = own_token(side, app, cnf={"jkt": key.dpop_jkt}, exp=int(time.time()) - 120, iat=int(time.time()) - 900)
+    live = login(side.http, app, scope="read")
+    assert httpx.post(side.http + "/oauth/revoke", auth=(app.client_id, app.client_secret),
+                      data={"token": live.json()["access_token"]}).status_code == 200
+    for token in (expired, live.json()["access_token"]):
+        ath = jwt.utils.base64url_encode(hashlib.sha256(token.encode()).digest()).decode()
+        for _ in range(2):  # the verification, then the cached refusal
+            r = httpx.get(side.http + "/ext_authz/x", headers={
+                "authorization": f"DPoP {token}", "dpop": str(key.proof(htm="GET", htu=side.http + "/x", ath=ath))})
+            challenge = r.headers["www-authenticate"]
+            assert r.status_code == 401 and challenge.startswith("DPoP "), challenge
+            assert 'error="invalid_token"' in challenge and 'algs="' in challenge, challenge
+        bearer = httpx.get(side.http + "/ext_authz/x", headers={"authorization": f"Bearer {token}"})
+        assert bearer.status_code == 401 and bearer.headers["www-authenticate"].startswith("Bearer "), bearer.headers
+    malformed = httpx.get(side.http + "/ext_authz/x", headers={"authorization": "DPoP a b"})
+    assert malformed.status_code == 401 and malformed.headers["www-authenticate"].startswith("DPoP ")
