@@ -260,3 +260,17 @@ def test_refusals_of_dpop_requests_carry_the_dpop_challenge(side):
         assert bearer.status_code == 401 and bearer.headers["www-authenticate"].startswith("Bearer "), bearer.headers
     malformed = httpx.get(side.http + "/ext_authz/x", headers={"authorization": "DPoP a b"})
     assert malformed.status_code == 401 and malformed.headers["www-authenticate"].startswith("DPoP ")
+
+
+def test_a_refresh_token_or_a_chain_too_long_is_no_subject(side, world):
+    app, a = world
+    tokens = login(side.http, app, scope="read").json()
+    r = exchange(side, a, tokens["refresh_token"])
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    act: dict = {"sub": "svc-0"}
+    for i in range(1, 8):  # 8 actors already: one more is refused, not truncated
+        act = {"sub": f"svc-{i}", "act": act}
+    r = exchange(side, a, own_token(side, app, act=act))
+    assert r.status_code == 400 and "longer than 8" in r.json()["error_description"], r.text
+    r = exchange(side, a, own_token(side, app, act=act["act"]))
+    assert r.status_code == 200 and claims(r.json()["access_token"])["act"]["act"] == act["act"], r.text
