@@ -274,3 +274,35 @@ def test_a_refresh_token_or_a_chain_too_long_is_no_subject(side, world):
     assert r.status_code == 400 and "longer than 8" in r.json()["error_description"], r.text
     r = exchange(side, a, own_token(side, app, act=act["act"]))
     assert r.status_code == 200 and claims(r.json()["access_token"])["act"]["act"] == act["act"], r.text
+
+
+def test_an_xfcc_the_client_starts_cannot_swallow_what_the_trusted_proxy_appends(side):
+    """A proxy with `forward_client_cert_details: APPEND_FORWARD` appends its element to the
+    client's XFCC. A client part with an unbalanced quote, read from the left, would make the
+    proxy's element part of the client's own, naming someone else's certificate or subject."""
+    app = side.admin.app(scopes=("read",))
+    subject_dn = "CN=client-a,O=Acme\\, Inc.,C=FR"
+    clients = f"/admin/tenants/{app.tenant}/clients"
+    device = side.admin.post(clients, {"name": "device", "grant_types": ["client_credentials"], "scopes": ["read"],
+                                       "token_endpoint_auth_method": "self_signed_tls_client_auth",
+                                       "jwks": {"keys": [{"kty": "EC", "x5c": [
+                                           base64.b64encode(b"certificate a").decode()]}]}})
+    certified = side.admin.post(clients, {"name": "mtls", "grant_types": ["client_credentials"], "scopes": ["read"],
+                                          "token_endpoint_auth_method": "tls_client_auth",
+                                          "tls_client_auth_subject_dn": subject_dn})
+    appended = f",By=spiffe://gw;Hash={HASH_B};Subject=\"CN=attacker\""  # what the proxy saw: certificate b
+
+    def ask(client: dict, forged: str) -> httpx.Response:
+        return httpx.post(side.http + "/oauth/token", headers={"x-forwarded-client-cert": forged + appended},
+                          data={"grant_type": "client_credentials", "client_id": client["client_id"]})
+
+    for client, forged in ((device, f'Hash={HASH_A};By="'), (certified, f'Subject="{subject_dn}";By="')):
+        r = ask(client, forged)
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client", r.text
+    bound = own_token(side, app, cnf={"x5t#S256": X5T_A})
+    r = httpx.get(side.http + "/ext_authz/x", headers={"authorization": f"Bearer {bound}",
+                                                       "x-forwarded-client-cert": f'Hash={HASH_A};By="' + appended})
+    assert r.status_code == 401, r.text
+    r = httpx.get(side.http + "/ext_authz/x", headers={"authorization": f"Bearer {bound}",
+                                                       "x-forwarded-client-cert": f'Hash={HASH_A};By="x"'})
+    assert r.status_code == 200, r.text  # a well-formed one from the trusted proxy still counts
