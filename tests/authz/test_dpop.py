@@ -237,5 +237,5 @@ def test_a_nan_iat_is_refused_not_kept_forever():
     ec_key = ec.generate_private_key(ec.SECP256R1())
     header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": ec_jwk(ec_key)}
     for iat in (float("nan"), float("inf"), float("-inf")):
-        with pytest.raises(ProofError, match="iat"):
+        with pytest.raises(ProofError, match="iat|too old"):
             ProofChecker().check(hand_proof(header, good_payload(iat=iat), ec_key), "GET", normalize_url(URL))
