@@ -306,3 +306,17 @@ def test_an_xfcc_the_client_starts_cannot_swallow_what_the_trusted_proxy_appends
     r = httpx.get(side.http + "/ext_authz/x", headers={"authorization": f"Bearer {bound}",
                                                        "x-forwarded-client-cert": f'Hash={HASH_A};By="x"'})
     assert r.status_code == 200, r.text  # a well-formed one from the trusted proxy still counts
+
+
+def test_a_jwt_bearer_assertion_with_a_nan_exp_is_refused_not_replayable(side):
+    tenant = side.admin.app().tenant
+    su = side.admin.post(f"/admin/tenants/{tenant}/service-users", {"name": "etl", "org_id": "org-7"})
+    key = side.admin.post(f"/admin/service-users/{su['id']}/keys", {"title": "etl-key"})
+    now = int(time.time())
+    assertion = jwt.encode({"iss": key["principal_id"], "sub": key["principal_id"], "aud": ISSUER, "iat": now,
+                            "exp": float("nan"), "jti": f"nan-{now}"}, key["private_key"], algorithm="ES256",
+                           headers={"kid": key["kid"]})
+    for _ in range(2):
+        r = httpx.post(side.http + "/oauth/token", data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                                                         "assertion": assertion})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
