@@ -9,9 +9,12 @@ import base64
 import hashlib
 import time
 
+import grpc
 import httpx
 import jwt
 import pytest
+from envoy.service.auth.v3 import external_auth_pb2 as pb
+from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from requests_oauth2client import DPoPKey, OAuth2Client
 
 from authz.keys import KeyRing, write_new_key
@@ -320,3 +323,30 @@ def test_a_jwt_bearer_assertion_with_a_nan_exp_is_refused_not_replayable(side):
         r = httpx.post(side.http + "/oauth/token", data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
                                                          "assertion": assertion})
         assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+
+
+def test_a_proof_used_on_one_face_is_a_replay_on_the_other(side):
+    """One worker's replay memory serves both ext_authz faces (`dpop.replay` memory here)."""
+    app = side.admin.app(grant_types=("client_credentials",), scopes=("read",))
+    key, endpoint = DPoPKey.generate(), side.http + "/oauth/token"
+    token = httpx.post(endpoint, auth=(app.client_id, app.client_secret), data={"grant_type": "client_credentials"},
+                       headers={"dpop": str(key.proof(htm="POST", htu=endpoint))}).json()["access_token"]
+    ath = jwt.utils.base64url_encode(hashlib.sha256(token.encode()).digest()).decode()
+    host = side.http.split("//")[1]
+    with grpc.insecure_channel(side.grpc) as channel:
+        stub = pb_grpc.AuthorizationStub(channel)
+
+        def grpc_check(proof: str) -> int:
+            req = pb.CheckRequest()
+            http = req.attributes.request.http
+            http.path, http.method, http.scheme, http.host = "/x", "GET", "http", host
+            http.headers["authorization"], http.headers["dpop"] = f"DPoP {token}", proof
+            return stub.Check(req, timeout=10).denied_response.status.code or 200
+
+        def http_check(proof: str) -> int:
+            return httpx.get(side.http + "/ext_authz/x", headers={"authorization": f"DPoP {token}",
+                                                                  "dpop": proof}).status_code
+
+        for first, second in ((http_check, grpc_check), (grpc_check, http_check)):
+            proof = str(key.proof(htm="GET", htu=f"http://{host}/x", ath=ath))
+            assert (first(proof), second(proof)) == (200, 401)
