@@ -1,7 +1,10 @@
-"""Where sender-constrained tokens meet the token service's other doors, against a running
-sidecar that believes one proxy hop (XFCC): a bound token traded by token exchange without its
-key, an actor from another tenant, clients whose tokens must be bound logging in through the
-Wazo-style API, and public clients at the introspection endpoint."""
+"""Where sender-constrained tokens meet the token service's other doors and ext_authz's
+faces, against a running sidecar that believes one proxy hop (XFCC): a bound subject or actor
+token traded by token exchange without its key, an actor of another tenant, chains and refresh
+tokens as subjects; clients whose tokens must be bound at the Wazo-style API; public clients at
+introspection; a patched jwks; a certificate client's tokens with a DPoP proof; XFCC smuggling
+through an unbalanced quote; two DPoP headers in HTTP mode; DPoP challenges for every refusal
+of a DPoP request; a proof replayed across the HTTP and gRPC faces; NaN in a jwt-bearer exp."""
 
 from __future__ import annotations
 
