@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 
+_DPOP_ERRORS = ("invalid_token", "insufficient_scope", "invalid_request", "invalid_dpop_proof", "use_dpop_nonce")
+
+
 @dataclass(slots=True, eq=False)
 class Decision:
     allowed: bool
@@ -48,10 +51,12 @@ class Decision:
 
     def _dpop_challenge(self) -> str:
         parts = ['DPoP realm="auth-sidecar"']
-        if self.error:
+        if self.error in _DPOP_ERRORS:  # not an outage's or a policy's own code (RFC 9449 §7.1, RFC 6750 §3.1)
             parts.append(f'error="{self.error}"')
             if self.description:
                 parts.append('error_description="' + self.description.replace('"', "'") + '"')
+            if self.scope:
+                parts.append(f'scope="{self.scope}"')
         parts.append(f'algs="{self.dpop_algs}"')
         return ", ".join(parts)
 

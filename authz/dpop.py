@@ -268,7 +268,7 @@ class ProofChecker:
         if htu != url and (type(htu) is not str or _other_url(normalize_url(htu), url, also)):
             raise ProofError("DPoP proof htu does not match the request URL")
         iat = claims.get("iat")
-        if type(iat) not in (int, float):
+        if type(iat) not in (int, float) or iat != iat:  # NaN (Python's JSON reads it) passes every comparison
             raise ProofError("DPoP proof needs a numeric iat")
         if iat > now + self.skew:
             raise ProofError("DPoP proof iat is in the future")

@@ -40,6 +40,12 @@ def _deny(description: str, error: str, reason: str, algs: str) -> Decision:
     return Decision(False, 401, reason, error=error, description=description, dpop_algs=algs)
 
 
+@lru_cache(maxsize=256)
+def _challenged(status: int, reason: str, error: str, description: str, scope: str, algs: str) -> Decision:
+    """One DPoP-challenged copy per kind of refusal (their texts are fixed): memoised like any deny."""
+    return Decision(False, status, reason, error=error, description=description, scope=scope, dpop_algs=algs)
+
+
 class DpopBinding:
     def __init__(self, checker: ProofChecker, first_use: FirstUse) -> None:
         self.checker = checker
@@ -75,6 +81,12 @@ class DpopBinding:
             return _external_url(rules.dpop_base_url, path)
         origin = req.origin()
         return _request_url(origin.scheme, origin.host, path)
+
+    def challenged(self, refusal: Decision) -> Decision:
+        """`refusal` (an expired token, a revoked one, a missing scope ...) as the answer to a
+        request made with the DPoP scheme: the same, with the `DPoP` challenge (RFC 9449 §7.1)."""
+        return _challenged(refusal.status, refusal.reason, refusal.error, refusal.description, refusal.scope,
+                           self.checker.algs_text)
 
     def deny(self, description: str, error: str, reason: str) -> Decision:
         return _deny(description, error, reason, self.checker.algs_text)

@@ -35,6 +35,10 @@ PROJECT_HEADER = "x-project"
 DPOP_OFF = unauthorized("DPoP is not accepted here", "dpop_off")
 
 
+def _dpop_scheme(req: AuthRequest) -> bool:
+    return req.headers.get("authorization", "")[:5].lower() == "dpop "
+
+
 @dataclass(slots=True)
 class _Pending:
     """A bound token's check waiting for the store (the jti of its proof)."""
@@ -115,6 +119,8 @@ class Engine:
               key: bytes) -> Checked:
         self.metrics.decision(mode, decision.allowed, decision.reason, time.perf_counter() - started)
         if not decision.allowed:
+            if self.dpop is not None and not decision.dpop_algs and _dpop_scheme(req):
+                decision = self.dpop.challenged(decision)  # RFC 9449 §7.1: a DPoP request's refusal says DPoP
             # the path without its query: URLs carry tokens and other secrets there
             log.info("deny", extra={"status": decision.status, "reason": decision.reason,
                                     "token_sha256": key.hex()[:12], "path": req.path.partition("?")[0][:200]})

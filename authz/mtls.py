@@ -127,10 +127,36 @@ def forwarded_element(header: str, hops: int) -> XfccElement | None:
     the header has fewer elements."""
     if hops < 1 or not header:
         return None
-    elements = _split(header, ",")
-    if len(elements) < hops:
-        return None
-    return _element(elements[-hops])
+    element = _from_right(header, hops)
+    return None if element is None else _element(element)
+
+
+def _from_right(header: str, hops: int) -> str | None:
+    """The element `hops` from the right, read from the right: the trusted proxies wrote that
+    end, the client whatever it likes on the left, an unbalanced quote too (read from the left,
+    `Hash=<someone else's>;By="` would swallow the proxies' elements into the client's). A
+    quote inside a quoted value is escaped by an odd run of backslashes before it. None when
+    the header has fewer elements, or when the one asked for is not well-formed."""
+    if '"' not in header:  # the common case, at C speed
+        parts = header.rsplit(",", hops)
+        return parts[-hops] if len(parts) >= hops else None
+    quoted, end, found = False, len(header), 0
+    for i in range(len(header) - 1, -1, -1):
+        ch = header[i]
+        if ch == '"':
+            run = 0
+            while run < i and header[i - 1 - run] == "\\":
+                run += 1
+            if not (quoted and run % 2):
+                quoted = not quoted
+        elif ch == "," and not quoted:
+            found += 1
+            if found == hops:
+                return header[i + 1:end]
+            end = i
+    if found == hops - 1 and not quoted:  # the leftmost element, balanced
+        return header[:end]
+    return None
 
 
 class CertificateBinding:

@@ -7,6 +7,7 @@ the token ever chooses a URL or an algorithm.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
@@ -53,9 +54,13 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an int past a float's range
+        number = math.nan
+    if not math.isfinite(number):  # Python's JSON reads NaN, which compares as never expired
         raise TokenError(f"claim {name} must be a number", "bad_claim")
-    return float(value)
+    return number
 
 
 @dataclass

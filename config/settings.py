@@ -115,6 +115,9 @@ class DpopSettings(BaseModel):
     # replica), else each worker's memory; memory; store
     replay: Literal["auto", "memory", "store"] = "auto"
     replay_max_entries: int = Field(100_000, ge=1000)  # per worker, memory only
+    # store only: a slower answer denies with 503 (a stalled Redis must not hold every DPoP Check
+    # past Envoy's own ext_authz timeout: the client's socket timeout and retries add up to ~9 s)
+    replay_timeout_seconds: float = Field(0.5, gt=0, le=10)
     nonces: bool = False  # server-provided nonces (DPoP-Nonce), needs nonce_secret
     nonce_secret: SecretStr | None = None  # shared by every replica: any of them accepts another's nonce
     nonce_slot_seconds: int = Field(60, ge=5, le=3600)  # a nonce lives one to two slots

@@ -39,7 +39,7 @@ from sidecar.oauth.presented import PresentedTokens
 from sidecar.oauth.revoker import Revoker
 from sidecar.oauth.throttle import LoginThrottle
 from sidecar.oauth.credentials import RemoteCredentials, StoreCredentials
-from sidecar.store import Store, open_store
+from sidecar.store import Store, StoreUnavailable, open_store
 from sidecar.store.timed import TimedStore
 from transport.grpc.authorization import AuthorizationService
 from transport.grpc.h2_face import H2Face
@@ -304,7 +304,15 @@ def _dpop_replay(settings: Settings, store: Store) -> FirstUse:
     any Cluster slot does; an outage denies with 503)."""
     mode = settings.dpop.replay
     if mode == "store" or (mode == "auto" and settings.store_url.startswith(("redis", "rediss"))):
-        return lambda key, until: store.use_once("dpop:" + key, until)
+        timeout = settings.dpop.replay_timeout_seconds
+
+        async def first_use(key: str, until: float) -> bool:
+            try:
+                async with asyncio.timeout(timeout):  # a timer, not a task
+                    return await store.use_once("dpop:" + key, until)
+            except TimeoutError:
+                raise StoreUnavailable(f"DPoP replay check: no answer within {timeout:g} s") from None
+        return first_use
     return ReplayCache(settings.dpop.replay_max_entries).first_use
 
 

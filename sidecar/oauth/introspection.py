@@ -16,7 +16,7 @@ from authz.verify import JwtVerifier
 from sidecar.oauth import responses
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.endpoint import authenticate, guarded
-from sidecar.oauth.errors import UnsupportedTokenType
+from sidecar.oauth.errors import InvalidClient, UnsupportedTokenType
 from sidecar.oauth.grants.held_refresh import held_claims
 from sidecar.oauth.issuer import HELD_CLAIM, looks_like_refresh_token, parse_refresh_token
 from sidecar.oauth.params import read_params, required
@@ -90,6 +90,9 @@ class _TokenRequestEndpoint:
 
 class IntrospectionEndpoint(_TokenRequestEndpoint):
     async def answer(self, caller: Client, token: str) -> Response:
+        if caller.token_endpoint_auth_method == "none":
+            # its client_id is public: anyone could read any token of the tenant (RFC 7662 §4)
+            raise InvalidClient("a public client (token_endpoint_auth_method none) may not introspect tokens")
         claims = await self.inspector.access(token)
         if claims is not None and claims.get("tenant") in (None, caller.tenant):
             return responses.ok({"active": True, "token_type": "access_token", **claims})

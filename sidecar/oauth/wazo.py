@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from authz import jose
 from sidecar.oauth import responses
+from sidecar.oauth.certificates import binds_tokens
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.endpoint import guarded
 from sidecar.oauth.errors import InvalidClient, InvalidGrant, InvalidRequest, UnauthorizedClient
@@ -116,6 +117,12 @@ class WazoApi:
             raise InvalidRequest(f"client_id {client_id[:64]} is not a client of this service")
         if client.disabled or client.tenant_disabled:
             raise InvalidClient("client is disabled", headers=_CHALLENGE)
+        if client.dpop_bound_access_tokens or binds_tokens(client):
+            # this API neither authenticates the client nor binds tokens: its tokens and
+            # refresh tokens would be plain bearer ones, and a certificate client's refresh
+            # token would work without its certificate
+            raise UnauthorizedClient(f"client_id {client_id[:64]} gets sender-constrained tokens (DPoP or "
+                                     "certificate-bound): use /oauth/token")
         return client
 
     # --- GET|HEAD|DELETE /token/{token}

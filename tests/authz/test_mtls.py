@@ -69,6 +69,19 @@ def test_xfcc_element_by_hops_with_quoted_commas_and_semicolons():
     assert mtls.forwarded_element(header, 0) is None  # no proxy trusted
 
 
+def test_xfcc_is_read_from_the_right_whatever_the_client_wrote_on_the_left():
+    proxy = f'By=spiffe://gw;Hash={HASH_B};Subject="CN=a\\"b\\,c,O=x\\\\"'  # escaped quote, comma, backslash
+    for forged in (f'Hash={HASH_A};By="', f'Subject="CN=victim";Hash={HASH_A};By="x\\"', '"""', ''):
+        header = f"{forged},{proxy}" if forged else proxy
+        element = mtls.forwarded_element(header, 1)
+        assert element.hash == HASH_B and element.subject == 'CN=a\\"b\\,c,O=x\\\\', forged
+    inner = f"Hash={HASH_A}"
+    assert mtls.forwarded_element(f'{proxy},{inner}', 2).hash == HASH_B
+    assert mtls.forwarded_element(f'Hash=x;By=",{proxy},{inner}', 2).hash == HASH_B
+    assert mtls.forwarded_element(f'Hash={HASH_A};By="', 1) is None  # not well-formed: not believed
+    assert mtls.forwarded_element(f'Hash={HASH_A};By=",{inner}', 2) is None
+
+
 def test_xfcc_thumbprint_from_hash_else_cert():
     assert mtls.XfccElement(hash=HASH_A).thumbprint() == X5T_A
     assert mtls.XfccElement(cert=quote(PEM_A, safe="")).thumbprint() == X5T_A

@@ -161,3 +161,11 @@ async def test_leeway_accepts_a_just_expired_token(engine, ring):
 async def test_refresh_token_rejected_even_when_cached_access_token_is_fine(engine, ring):
     assert (await decide(engine, sign(ring))).allowed
     assert (await decide(engine, sign(ring, typ="rt+jwt"))).status == 401
+
+
+async def test_non_finite_times_are_refused(engine, ring):
+    """Python's JSON reads NaN and Infinity: an `exp` of NaN compared as never expired."""
+    for name in ("exp", "nbf", "iat"):
+        for value in (float("nan"), float("inf"), 10 ** 400):
+            got = await decide(engine, sign(ring, claims(jti=f"{name}-{value}", **{name: value})))
+            assert got.status == 401 and got.reason in ("bad_claim", "not_yet_valid"), (name, value, got.reason)

@@ -10,13 +10,21 @@ import base64
 import time
 import uuid
 
+import datetime
+from urllib.parse import quote
+
 import grpc
 import httpx
 import jwt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
+from authz.dpop import b64url_sha256
 from authz.keys import write_new_key
 from tests.support.oauth import Admin
 from tests.support.processes import Sidecar
@@ -49,8 +57,10 @@ def session(tmp_path_factory):
     admin_token = secrets.new("admintoken")
     s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": admin_token,
                      "AUTH_SIDECAR_LOG_LEVEL": "debug", "AUTH_SIDECAR_TOKEN_SOURCES__COOKIE": "session",
-                     "AUTH_SIDECAR_TOKEN_SOURCES__QUERY_PARAM": "access_token"}, tmp=tmp).start()
+                     "AUTH_SIDECAR_TOKEN_SOURCES__QUERY_PARAM": "access_token",
+                     "AUTH_SIDECAR_TRUSTED_PROXY_HOPS": "1"}, tmp=tmp).start()
     run_session(s, secrets, admin_token)
+    run_sender_constrained(s, secrets, admin_token)
     s.stop()
     return s.logs(), secrets
 
@@ -157,6 +167,103 @@ def run_session(s: Sidecar, secrets: Secrets, admin_token: str) -> None:
                 for name, value in headers.items():
                     req.attributes.request.http.headers[name] = value
                 stub.Check(req, timeout=10)
+
+
+def certificate(cn: str) -> tuple[str, str]:
+    """(PEM, base64 DER) of a self-signed client certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode())
+
+
+def run_sender_constrained(s: Sidecar, secrets: Secrets, admin_token: str) -> None:
+    """DPoP proofs, client certificates (XFCC) and token exchange, good and bad, both faces."""
+    from requests_oauth2client import DPoPKey
+
+    http = httpx.Client(base_url=s.http, timeout=30)
+    admin = Admin(s.http, admin_token)
+    tenant = f"t-{RUN}-sc"
+    admin.post("/admin/tenants", {"id": tenant, "name": "sender-constrained"})
+    password = secrets.new("scpassword")
+    admin.post(f"/admin/tenants/{tenant}/users", {"username": "alice", "password": password})
+    web = admin.post(f"/admin/tenants/{tenant}/clients",
+                     {"name": "web", "grant_types": ["password", "client_credentials"], "scopes": ["read"]})
+    basic = (web["client_id"], secrets.seen(web["client_secret"]))
+    # DPoP at the token endpoint: good, replayed, bad
+    key, endpoint = DPoPKey.generate(), s.http + "/oauth/token"
+    proof = secrets.seen(str(key.proof(htm="POST", htu=endpoint)))
+    bound = http.post("/oauth/token", auth=basic, data={"grant_type": "client_credentials"}, headers={"dpop": proof})
+    assert bound.json()["token_type"] == "DPoP", bound.text
+    token = secrets.seen(bound.json()["access_token"])
+    http.post("/oauth/token", auth=basic, data={"grant_type": "client_credentials"}, headers={"dpop": proof})
+    http.post("/oauth/token", auth=basic, data={"grant_type": "client_credentials"},
+              headers={"dpop": "e30." + secrets.new("badproof")})
+    # DPoP at ext_authz: fresh, replayed, as Bearer, a proof whose jti is a marker
+    url = "http://" + s.http.split("//")[1] + "/app"
+    fresh = secrets.seen(str(key.proof(htm="GET", htu=url, ath=b64url_sha256(token))))
+    dpop = {"authorization": f"DPoP {token}", "dpop": fresh}
+    answers = [http.get("/ext_authz/app", headers=headers).status_code for headers in (dpop, dpop)]
+    assert answers == [200, 401], answers  # fresh, replayed
+    for headers in ({"authorization": f"Bearer {token}"},
+                    {"authorization": f"DPoP {token}", "dpop": secrets.seen(str(DPoPKey(
+                        key.private_key, jti_generator=lambda: secrets.new("jti")).proof(
+                        htm="GET", htu=url + "x", ath=b64url_sha256(token))))}):
+        http.get("/ext_authz/app", headers=headers)
+    with grpc.insecure_channel(s.grpc) as channel:
+        stub = pb_grpc.AuthorizationStub(channel)
+        req = pb.CheckRequest()
+        req.attributes.request.http.path, req.attributes.request.http.method = "/app", "GET"
+        req.attributes.request.http.scheme, req.attributes.request.http.host = "https", "api.example.com"
+        req.attributes.request.http.headers["authorization"] = f"DPoP {token}"
+        req.attributes.request.http.headers["dpop"] = secrets.seen(str(key.proof(
+            htm="GET", htu="https://api.example.com/app", ath=b64url_sha256(token))))
+        pem, der = certificate("grpc-peer")
+        secrets.seen(der[:64])
+        req.attributes.source.certificate = quote(pem, safe="")
+        assert stub.Check(req, timeout=10).status.code == 0
+        assert stub.Check(req, timeout=10).status.code != 0  # replayed
+    # client certificates: a self-signed client (jwks x5c), good and wrong certificates
+    pem, der = certificate("self-signed")
+    secrets.seen(der[:64])
+    other_pem, other_der = certificate("other")
+    secrets.seen(other_der[:64])
+    jwk = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+           "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "x5c": [der]}
+    mtls = admin.post(f"/admin/tenants/{tenant}/clients",
+                      {"name": "mtls", "grant_types": ["client_credentials"], "scopes": ["read"],
+                       "token_endpoint_auth_method": "self_signed_tls_client_auth", "jwks": {"keys": [jwk]}})
+    answers, certified = [], ""
+    for cert in (pem, other_pem):
+        r = http.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": mtls["client_id"]},
+                      headers={"x-forwarded-client-cert": f'Cert="{quote(cert, safe="")}"'})
+        answers.append(r.status_code)
+        certified = certified or secrets.seen(r.json().get("access_token", ""))
+    for cert in (pem, other_pem):
+        answers.append(http.get("/ext_authz/app", headers={"authorization": f"Bearer {certified}",
+                                                            "x-forwarded-client-cert": f'Cert="{quote(cert, safe="")}"'}
+                                ).status_code)
+    assert answers == [200, 401, 200, 401], answers
+    # token exchange: good, a forged actor token, a DPoP-bound subject without its key
+    svc = admin.post(f"/admin/tenants/{tenant}/clients",
+                     {"name": "svc", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+                      "scopes": ["read"], "exchange_audiences": ["service-b"]})
+    svc_auth = (svc["client_id"], secrets.seen(svc["client_secret"]))
+    alice = secrets.seen(http.post("/oauth/token", auth=basic, data={
+        "grant_type": "password", "username": "alice", "password": password}).json()["access_token"])
+    form = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": alice,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:access_token", "audience": "service-b"}
+    exchanged = http.post("/oauth/token", auth=svc_auth, data=form)
+    assert exchanged.status_code == 200, exchanged.text
+    secrets.seen(exchanged.json()["access_token"])
+    http.post("/oauth/token", auth=svc_auth, data={**form, "actor_token": "e30.e30." + secrets.new("actor"),
+                                                   "actor_token_type": "urn:ietf:params:oauth:token-type:jwt"})
+    assert http.post("/oauth/token", auth=svc_auth, data={**form, "subject_token": token}).status_code == 400
+    http.post("/oauth/token", auth=svc_auth, data={**form, "subject_token": secrets.new("subject")})
 
 
 def test_no_secret_reaches_a_log_line(session):

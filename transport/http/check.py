@@ -63,7 +63,21 @@ def raw_path(target: bytes) -> str | None:
 
 
 def _request(headers: list[tuple[bytes, bytes]], path: str, method: str) -> AuthRequest:
-    return AuthRequest({k.decode("latin-1"): v.decode("latin-1") for k, v in headers}, path, method)
+    fields = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
+    if len(fields) != len(headers):  # a repeated field: not the last one alone (two DPoP proofs are refused)
+        fields = _combined(headers)
+    return AuthRequest(fields, path, method)
+
+
+def _combined(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Repeated fields as one value, as Envoy's CheckRequest gives them to the gRPC mode
+    (RFC 9110 §5.3; cookies joined by "; ", RFC 9113 §8.2.3)."""
+    fields: dict[str, str] = {}
+    for k, v in headers:
+        name, value = k.decode("latin-1"), v.decode("latin-1")
+        seen = fields.get(name)
+        fields[name] = value if seen is None else seen + ("; " if name == "cookie" else ",") + value
+    return fields
 
 
 class HttpCheckApp:

@@ -59,7 +59,8 @@ class JwtBearerGrant(Grant[Validated]):
         if rules.require_iss_is_sub and claims.get("iss") != principal:
             raise InvalidGrant("assertion iss must be the service user id")
         exp = claims.get("exp")
-        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        # NaN (Python's JSON reads it) compares as never expired: its jti would be kept until NaN
+        if not isinstance(exp, (int, float)) or isinstance(exp, bool) or exp != exp:
             raise InvalidGrant("assertion needs a numeric exp")
         if exp <= now - leeway:
             raise InvalidGrant("assertion has expired")

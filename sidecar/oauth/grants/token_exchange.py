@@ -10,12 +10,15 @@ revocation check already reads: nothing new on the Check path."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
+from authz.identity import Confirmation
+from sidecar.oauth.certificates import presented_certificate
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidGrant, InvalidRequest, InvalidTarget, UnauthorizedClient
 from sidecar.oauth.grants.base import (Grant, TokenAnswer, Validated, access_ttl, bound_claims, granted_scopes,
@@ -40,6 +43,10 @@ class Exchanging(Validated):
     audiences: list[str]
     act: dict[str, Any]
     family: str | None
+    # sender-constrained subject or actor tokens (their `cnf`, named by parameter) and the
+    # certificate this request presented: `issue` checks the request holds their keys
+    bound: tuple[tuple[str, Confirmation], ...] = ()
+    certificate: str | None = None
 
 
 class TokenExchangeGrant(Grant[Exchanging]):
@@ -76,10 +83,15 @@ class TokenExchangeGrant(Grant[Exchanging]):
             raise InvalidGrant("subject_token names no subject")
         if who.tenant and who.tenant != client.tenant:
             raise InvalidGrant("subject_token belongs to another tenant than this client")
+        bound = [("subject_token", who.cnf)] if who.cnf is not None else []
         if actor_token:
             actor = await ctx.presented.verify(actor_token, "actor_token", jwt_only=actor_type == JWT)
             if not actor.identity.subject:
                 raise InvalidGrant("actor_token names no subject")
+            if actor.identity.tenant and actor.identity.tenant != client.tenant:
+                raise InvalidGrant("actor_token belongs to another tenant than this client")
+            if actor.identity.cnf is not None:
+                bound.append(("actor_token", actor.identity.cnf))
             actor_sub, actor_iss = actor.identity.subject, actor.identity.issuer
         else:
             actor_sub, actor_iss = client.client_id, ctx.settings.issuer
@@ -99,11 +111,17 @@ class TokenExchangeGrant(Grant[Exchanging]):
                 raise InvalidGrant(f"delegation chain is longer than {MAX_ACT_DEPTH} actors")
         return Exchanging(subject=who.subject, client_id=client.client_id, tenant=who.tenant, scope=scope, ttl=ttl,
                           org_id=who.org_id, project_ids=who.project_ids, audiences=audiences, act=act,
-                          family=_family(ctx, subject))
+                          family=_family(ctx, subject), bound=tuple(bound),
+                          certificate=_certificate(ctx, request) if bound else None)
 
     async def issue(self, ctx: OAuthContext, v: Exchanging) -> TokenAnswer:
-        # bound to the exchanging client's certificate or DPoP key when it proved one (endpoint.py)
+        _holder_proven(v)
+        # bound to the exchanging client's certificate or DPoP key when it proved one (endpoint.py),
+        # and to the subject token's certificate: what was sender-constrained stays so
         extra: dict[str, Any] = bound_claims(v, {**v.extra, "act": v.act})
+        x5t = next((cnf.x5t for what, cnf in v.bound if what == "subject_token" and cnf.x5t), None)
+        if x5t is not None:
+            extra["cnf"] = {**extra.get("cnf", {}), "x5t#S256": x5t}
         if v.family:
             extra[FAMILY_CLAIM] = v.family
         token = ctx.issuer.access_token(subject=v.subject, client_id=v.client_id, tenant=v.tenant, scope=v.scope,
@@ -114,6 +132,23 @@ class TokenExchangeGrant(Grant[Exchanging]):
         answer = token_answer(token.token, v)
         answer["issued_token_type"] = ACCESS_TOKEN
         return answer
+
+
+def _certificate(ctx: OAuthContext, request: Request) -> str | None:
+    presented = presented_certificate(request, ctx.settings.trusted_proxy_hops)
+    return presented.thumbprint if presented is not None else None
+
+
+def _holder_proven(v: Exchanging) -> None:
+    """A sender-constrained token is evidence only from its holder (RFC 9449 §7, RFC 8705 §3):
+    a DPoP-bound one needs this request's DPoP proof signed by its key (`v.jkt`, checked by the
+    endpoint), a certificate-bound one the same client certificate. Else whoever stole it could
+    trade it for a token bound to nothing, or to a key of their own."""
+    for what, cnf in v.bound:
+        if cnf.jkt is not None and (v.jkt is None or not hmac.compare_digest(v.jkt, cnf.jkt)):
+            raise InvalidGrant(f"{what} is DPoP-bound: send a DPoP proof signed with its key")
+        if cnf.x5t is not None and (v.certificate is None or not hmac.compare_digest(v.certificate, cnf.x5t)):
+            raise InvalidGrant(f"{what} is bound to a client certificate this request did not present")
 
 
 def _targets(params: Params, client: Client) -> list[str]:
