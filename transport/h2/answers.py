@@ -58,6 +58,7 @@ class Answers:
         if n <= window and n <= self.send_window and n <= self.max_frame:  # the common case: one write
             del self.windows[stream_id]
             self.send_window -= n
+            self.data_frames += 1
             self.out.append(headers + _HEAD.pack(n >> 16, n & 0xFFFF, f.DATA, 0, stream_id) + data + tail)
             return
         self.out.append(headers)
@@ -83,6 +84,7 @@ class Answers:
             if size <= 0:
                 break
             self.out.append(f.frame(f.DATA, 0, stream_id, data[sent:sent + size]))
+            self.data_frames += 1
             sent += size
             window -= size
             self.send_window -= size

@@ -70,6 +70,8 @@ class Connection(Control, Answers, asyncio.Protocol):
         self.pings = Budget(*limits.pings)
         self.idle_frames = Budget(*limits.idle_frames)
         self.window_updates = Budget(*limits.window_updates)
+        self.window_updates_seen = 0  # WINDOW_UPDATE frames received
+        self.data_frames = 0  # DATA frames sent: each earns `window_updates_per_data` of them
 
     # asyncio.Protocol
 

@@ -51,7 +51,9 @@ class Control:
         if len(payload) != 4:
             raise f.H2Error(f.FRAME_SIZE_ERROR, "WINDOW_UPDATE of other than 4 bytes")
         increment = f.u32(payload)
-        self._spend(self.window_updates, "WINDOW_UPDATE frames")
+        self.window_updates_seen += 1
+        if self.window_updates_seen > self.data_frames * self.limits.window_updates_per_data:
+            self._spend(self.window_updates, "WINDOW_UPDATE frames")
         if stream_id == 0:
             if increment == 0:
                 raise f.H2Error(f.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")

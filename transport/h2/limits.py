@@ -43,7 +43,11 @@ class Limits:
     resets: tuple[int, float] = (1000, 100.0)  # RST_STREAM received or sent: Rapid Reset
     settings: tuple[int, float] = (100, 10.0)
     pings: tuple[int, float] = (1000, 200.0)
-    window_updates: tuple[int, float] = (10_000, 1000.0)  # a client sends one per ~half window it read
+    # WINDOW_UPDATE frames beyond `window_updates_per_data` per DATA frame sent (Envoy's
+    # max_inbound_window_update_frames_per_data_frame_sent): a client acknowledging what it
+    # read never touches the budget (grpcio sends two per answer), a flood does
+    window_updates: tuple[int, float] = (10_000, 1000.0)
+    window_updates_per_data: int = 10
     idle_frames: tuple[int, float] = (200, 20.0)  # empty DATA/HEADERS/CONTINUATION, PRIORITY, unknown types
     max_settings_entries: int = 32  # per SETTINGS frame
     max_continuations: int = 128  # CONTINUATION frames of one header block
