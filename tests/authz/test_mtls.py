@@ -5,16 +5,11 @@ engine's per-request check of a cached bound token."""
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import time
 from urllib.parse import quote
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from authz import mtls
 from authz.cache import TokenCache, token_key
@@ -26,20 +21,11 @@ from authz.mutation import Mutator
 from authz.policy import RuleBook
 from authz.request import AuthRequest, Origin
 from config.settings import HeaderNames
+from tests.support.certificates import self_signed
 
 
-def certificate(cn: str) -> tuple[str, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), cert.public_bytes(serialization.Encoding.DER)
-
-
-PEM_A, DER_A = certificate("a")
-PEM_B, DER_B = certificate("b")
+PEM_A, DER_A = self_signed("a")
+PEM_B, DER_B = self_signed("b")
 X5T_A = base64.urlsafe_b64encode(hashlib.sha256(DER_A).digest()).rstrip(b"=").decode()
 HASH_A, HASH_B = hashlib.sha256(DER_A).hexdigest(), hashlib.sha256(DER_B).hexdigest()
 

@@ -9,23 +9,18 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-
-import datetime
 from urllib.parse import quote
 
 import grpc
 import httpx
 import jwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
 from authz.dpop import b64url_sha256
 from authz.keys import write_new_key
+from tests.support.certificates import self_signed
 from tests.support.oauth import Admin
 from tests.support.processes import Sidecar
 
@@ -171,14 +166,8 @@ def run_session(s: Sidecar, secrets: Secrets, admin_token: str) -> None:
 
 def certificate(cn: str) -> tuple[str, str]:
     """(PEM, base64 DER) of a self-signed client certificate."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
-            base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode())
+    pem, der = self_signed(cn)
+    return pem, base64.b64encode(der).decode()
 
 
 def run_sender_constrained(s: Sidecar, secrets: Secrets, admin_token: str) -> None:
