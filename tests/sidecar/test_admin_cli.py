@@ -11,19 +11,16 @@ import sys
 
 import pytest
 
-from authz.keys import write_new_key
 from harness.net import free_port
-from tests.support.oauth import ADMIN_TOKEN, Admin, login
-from tests.support.processes import ROOT, Sidecar
+from tests.support.admin_sidecar import admin_sidecar
+from tests.support.oauth import ADMIN_TOKEN, login
+from tests.support.processes import ROOT
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("admin-cli")
-    write_new_key(tmp / "keys")
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN},
-                tmp=tmp).start()
-    s.admin = Admin(s.http)
+    s = admin_sidecar(tmp)
     yield s
     s.stop()
 

@@ -12,9 +12,8 @@ import sys
 
 import pytest
 
-from authz.keys import write_new_key
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.oauth import ADMIN_TOKEN
-from tests.support.processes import Sidecar
 
 EXAMPLES = 20
 
@@ -22,9 +21,7 @@ EXAMPLES = 20
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("openapi")
-    write_new_key(tmp / "keys")
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN},
-                tmp=tmp).start()
+    s = admin_sidecar(tmp)
     yield s
     s.stop()
     assert "Traceback" not in s.logs(), s.logs()[-3000:]

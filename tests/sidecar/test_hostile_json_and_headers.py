@@ -10,9 +10,9 @@ import base64
 import httpx
 import pytest
 
-from authz.keys import KeyRing, write_new_key
-from tests.support.oauth import ADMIN_TOKEN, Admin
-from tests.support.processes import Sidecar
+from authz.keys import KeyRing
+from tests.support.admin_sidecar import admin_sidecar
+from tests.support.oauth import ADMIN_TOKEN
 from tests.support.tokens import b64
 
 DEEP = b"[" * 1000 + b"]" * 1000
@@ -22,10 +22,7 @@ DEEP_OBJECT = b'{"a":' * 1000 + b"1" + b"}" * 1000
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
-    write_new_key(tmp / "keys")
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN},
-                tmp=tmp).start()
-    s.admin = Admin(s.http)
+    s = admin_sidecar(tmp)
     s.app = s.admin.app(grant_types=("client_credentials", "password"))
     s.ring = KeyRing.from_dir(str(tmp / "keys"))
     yield s
