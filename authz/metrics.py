@@ -4,7 +4,6 @@ samples only when scraped (prometheus_client's own counters take a lock per incr
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
 from typing import Iterator
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
@@ -15,7 +14,7 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 class AuthzMetrics(Collector):
     def __init__(self) -> None:
-        self.decisions: Counter[tuple[str, str, str]] = Counter()  # (mode, result, reason)
+        self.decisions: dict[tuple[str, bool, str], int] = {}  # (mode, allowed, reason) → count
         self.cache_hits = 0
         self.cache_misses = 0
         self.jwks_fetches = 0
@@ -25,7 +24,8 @@ class AuthzMetrics(Collector):
         self._latency_sum = 0.0
 
     def decision(self, mode: str, allowed: bool, reason: str, seconds: float) -> None:
-        self.decisions[(mode, "allow" if allowed else "deny", reason)] += 1
+        key = (mode, allowed, reason)  # a plain dict: a Counter's += costs a third more per Check
+        self.decisions[key] = self.decisions.get(key, 0) + 1
         self._buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self._latency_sum += seconds
 
@@ -37,8 +37,8 @@ class AuthzMetrics(Collector):
     def collect(self) -> Iterator:
         dec = CounterMetricFamily("auth_sidecar_authz_decisions", "ext_authz decisions",
                                   labels=["mode", "result", "reason"])
-        for (mode, result, reason), count in sorted(self.decisions.items()):
-            dec.add_metric([mode, result, reason], count)
+        for (mode, allowed, reason), count in sorted(self.decisions.items()):
+            dec.add_metric([mode, "allow" if allowed else "deny", reason], count)
         yield dec
         cache = CounterMetricFamily("auth_sidecar_authz_cache", "token cache lookups", labels=["result"])
         cache.add_metric(["hit"], self.cache_hits)

@@ -4,7 +4,7 @@ The Mutator makes the allows and derives from a Decision what the transports enc
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterable
 
 from config.settings import HeaderNames
 
@@ -16,8 +16,10 @@ MAX_SHAPES = 4096  # distinct shared allows kept; past that the table starts ove
 
 
 class Mutator:
-    def __init__(self, names: HeaderNames, remove_authorization: bool = False) -> None:
+    def __init__(self, names: HeaderNames, remove_authorization: bool = False,
+                 metadata_fields: Iterable[str] = ()) -> None:
         self.names = names
+        self.metadata_fields = frozenset(metadata_fields)  # the `dynamic_metadata` setting
         self.managed = (names.tenant, names.org, names.project, names.user, names.client, names.scopes, names.actor)
         self._extra_remove = ("authorization",) if remove_authorization else ()
         self._allows: dict[tuple, Decision] = {}
@@ -55,18 +57,18 @@ class Mutator:
         set_names = {name for name, _ in self.headers(decision, decision.identity)}
         return tuple(name for name in self.managed if name not in set_names) + self._extra_remove
 
-    @staticmethod
-    def metadata(decision: Decision, identity: Identity | None = None) -> dict[str, Any]:
-        """Dynamic metadata of an allow: its shape's (with a delegated token's whole `act`), and
-        with `identity` also the token's own `sub` and `jti`."""
-        if not decision.allowed:
+    def metadata(self, decision: Decision, identity: Identity | None = None) -> dict[str, Any]:
+        """Dynamic metadata of an allow, the fields `dynamic_metadata` names: its shape's (with a
+        delegated token's whole `act`), and with `identity` also the token's own `sub` and `jti`."""
+        fields = self.metadata_fields
+        if not decision.allowed or not fields:
             return {}
         shape = decision.identity
         if shape is None:
-            return {"anonymous": True}
+            return {"anonymous": True} if "anonymous" in fields else {}
         meta = {"tenant": shape.tenant, "org_id": shape.org_id, "project_id": decision.project,
                 "client_id": shape.client_id, "scope": shape.scope_text, "iss": shape.issuer,
                 "act": json.loads(shape.profile.act) if shape.profile.act else None}
         if identity is not None:
             meta.update(sub=identity.subject, jti=identity.jti)
-        return {k: v for k, v in meta.items() if v}
+        return {k: v for k, v in meta.items() if v and k in fields}

@@ -83,8 +83,9 @@ def measure(stack: Stack, pids: dict[str, list[int]], row: str, seconds: float, 
     out["wrk"] = (after.ru_utime + after.ru_stime - loader.ru_utime - loader.ru_stime) / n * 1e6
     out["total"] = sum(out.values())
     out["req/s"] = n / elapsed
-    # Envoy's sleeps per request: how often it ran out of work (waiting for answers)
-    out["envoy_wakeups"] = (counters(procs["envoy"])["wakeups"] - envoy_calls["wakeups"]) / n
+    # Envoy's sleeps per request (how often it ran out of work: waiting for answers), its reads
+    # and writes per request (how its events batched)
+    out.update({f"envoy_{k}": (v - envoy_calls[k]) / n for k, v in counters(procs["envoy"]).items()})
     if server:  # per request, of the check server
         out.update({f"server_{k}": (v - calls[k]) / n for k, v in counters(procs["server"]).items()})
     return out

@@ -19,7 +19,7 @@ from config.settings import Settings
 PREFIX = "AUTH_SIDECAR_"
 _NOT_SETTINGS = {"CONFIG", "URL"}  # URL: where `auth-sidecar admin` finds the server (a client setting)
 _JSON_KEYS = {"trusted_issuers", "routes", "introspection"}
-_LIST_KEYS = {"audiences"}
+_LIST_KEYS = {"audiences", "dynamic_metadata"}
 
 
 class ConfigError(Exception):

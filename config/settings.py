@@ -16,6 +16,10 @@ def _listen(value: str) -> str:
     return value
 
 
+MetadataField = Literal["sub", "jti", "iss", "tenant", "org_id", "project_id", "client_id", "scope", "act",
+                        "anonymous"]
+
+
 class HeaderNames(BaseModel):
     """Names of the identity headers injected for the upstream."""
 
@@ -250,6 +254,9 @@ class Settings(BaseModel):
     token_sources: TokenSources = TokenSources()
     headers: HeaderNames = HeaderNames()
     remove_authorization: bool = False
+    # gRPC mode: the claims an allow also hands Envoy as dynamic metadata (RBAC, access logs).
+    # None by default: Envoy spends ~15-20 µs per request storing eight fields (bench/README.md)
+    dynamic_metadata: tuple[MetadataField, ...] = ()
     cache: CacheSettings = CacheSettings()
     jwks: JwksSettings = JwksSettings()
     trusted_issuers: tuple[TrustedIssuer, ...] = ()

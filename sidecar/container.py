@@ -120,14 +120,16 @@ class Container:
         verifier.leeway = new.leeway_seconds
         if new.routes != old.routes:  # unchanged, the same Rules objects keep the cached decisions
             engine.rules = _rules(new)
-        if (new.headers, new.remove_authorization) != (old.headers, old.remove_authorization):
+        if (new.headers, new.remove_authorization, new.dynamic_metadata) != (
+                old.headers, old.remove_authorization, old.dynamic_metadata):
             engine.set_mutator(_mutator(new))
             self.authz_service.refresh()
             self.http_check.refresh()
         if new.token_sources != old.token_sources:
             engine.extractor = _extractor(new)
-        if (new.trusted_issuers, new.headers, new.remove_authorization, new.leeway_seconds) != (
-                old.trusted_issuers, old.headers, old.remove_authorization, old.leeway_seconds):
+        if (new.trusted_issuers, new.headers, new.remove_authorization, new.dynamic_metadata, new.leeway_seconds) != (
+                old.trusted_issuers, old.headers, old.remove_authorization, old.dynamic_metadata,
+                old.leeway_seconds):
             self.cache.clear()
         self.jwks_sources = sources
         self.settings = new
@@ -321,7 +323,7 @@ def _extractor(settings: Settings) -> TokenExtractor:
 
 
 def _mutator(settings: Settings) -> Mutator:
-    return Mutator(settings.headers, settings.remove_authorization)
+    return Mutator(settings.headers, settings.remove_authorization, settings.dynamic_metadata)
 
 
 def _revocation_check(settings: Settings, store: Store):

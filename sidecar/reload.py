@@ -22,8 +22,8 @@ from config.settings import Settings
 
 log = logging.getLogger("sidecar.reload")
 
-RELOADABLE = ("routes", "trusted_issuers", "headers", "token_sources", "remove_authorization", "jwks",
-              "leeway_seconds", "log_level")
+RELOADABLE = ("routes", "trusted_issuers", "headers", "token_sources", "remove_authorization",
+              "dynamic_metadata", "jwks", "leeway_seconds", "log_level")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ async def grpc_ok(container, token: str, **headers: str) -> pb.OkHttpResponse:
 
 
 async def test_actor_header_and_act_metadata(ring):
-    container = build(load_settings(environ={}), ring)
+    container = build(load_settings(environ={"AUTH_SIDECAR_DYNAMIC_METADATA": "sub,jti,iss,tenant,org_id,project_id,client_id,scope,act,anonymous"}), ring)
     delegated = sign(ring, claims(sub="alice", jti="j-1", act=CHAIN))
     plain = sign(ring, claims(sub="bob", jti="j-2"))
     for _ in range(2):  # encoded once per shape, then from the cache
@@ -49,7 +49,7 @@ async def test_actor_header_and_act_metadata(ring):
 
 
 async def test_actor_header_name_is_configurable(ring):
-    container = build(load_settings(environ={"AUTH_SIDECAR_HEADERS__ACTOR": "X-Acting-For"}), ring)
+    container = build(load_settings(environ={"AUTH_SIDECAR_HEADERS__ACTOR": "X-Acting-For", "AUTH_SIDECAR_DYNAMIC_METADATA": "sub,jti,iss,tenant,org_id,project_id,client_id,scope,act,anonymous"}), ring)
     response = await grpc_ok(container, sign(ring, claims(act={"sub": "svc-a"})))
     assert {h.header.key: h.header.value for h in response.ok_response.headers}["x-acting-for"] == "svc-a"
 

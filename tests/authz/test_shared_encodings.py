@@ -23,7 +23,7 @@ def ring() -> KeyRing:
 
 @pytest.fixture
 def container(ring):
-    return build(load_settings(environ={}), ring)
+    return build(load_settings(environ={"AUTH_SIDECAR_DYNAMIC_METADATA": "sub,jti,iss,tenant,org_id,project_id,client_id,scope,act,anonymous"}), ring)
 
 
 def check_request(token: str, **headers: str) -> pb.CheckRequest:
@@ -70,7 +70,7 @@ async def test_a_remembered_answer_follows_the_project_and_the_token(container, 
                 headers, _, meta = await grpc_answer(container, token, **{"x-project": project})
                 assert (headers["x-user-id"], headers["x-project-id"]) == (f"u{i}", project)
                 assert (meta["sub"], meta["jti"], meta["project_id"]) == (f"u{i}", f"j{i}", project)
-    assert len(container.authz_service._own_part._answers) <= 2
+    assert len(container.authz_service._own_part.answers) <= 2
 
 
 async def test_one_decision_is_shared_by_a_shape_and_made_whole_for_callers(container, ring):
@@ -114,3 +114,34 @@ async def test_cache_counters_count_each_check_once(container, ring):
     assert isinstance(container.authz_service.check_message(message), bytes)  # a hit: answered at once
     metrics = container.engine.metrics
     assert (metrics.cache_misses, metrics.cache_hits) == (1, 1)
+
+
+async def test_no_dynamic_metadata_unless_the_setting_names_fields(ring):
+    """Off by default (Envoy pays for every field it stores); with a list, only those fields,
+    and a token's own `sub`/`jti` never another token's."""
+    plain = build(load_settings(environ={}), ring)
+    headers, _, meta = await grpc_answer(plain, sign(ring, claims(sub="alice", jti="j-a")))
+    assert headers["x-user-id"] == "alice" and meta == {}
+    some = build(load_settings(environ={"AUTH_SIDECAR_DYNAMIC_METADATA": "jti,tenant"}), ring)
+    for _ in range(2):
+        _, _, a_meta = await grpc_answer(some, sign(ring, claims(sub="alice", jti="j-a")))
+        no_jti_headers, _, no_jti_meta = await grpc_answer(some, sign(ring, claims(sub="bob", jti=None)))
+        assert a_meta == {"jti": "j-a", "tenant": "acme"}
+        assert no_jti_headers["x-user-id"] == "bob" and no_jti_meta == {"tenant": "acme"}
+
+
+def test_an_unknown_metadata_field_is_a_configuration_error():
+    from config import ConfigError
+
+    with pytest.raises(ConfigError, match="dynamic_metadata"):
+        load_settings(environ={"AUTH_SIDECAR_DYNAMIC_METADATA": "sub,password"})
+
+
+async def test_a_reload_turns_dynamic_metadata_on_for_tokens_already_cached(ring):
+    container = build(load_settings(environ={}), ring)
+    token = sign(ring, claims(sub="alice", jti="j-a"))
+    assert (await grpc_answer(container, token))[2] == {}
+    await container.reconfigure(load_settings(environ={"AUTH_SIDECAR_DYNAMIC_METADATA": "sub,scope"}))
+    assert (await grpc_answer(container, token))[2] == {"sub": "alice", "scope": "read write"}
+    await container.reconfigure(load_settings(environ={}))
+    assert (await grpc_answer(container, token))[2] == {}

@@ -73,34 +73,40 @@ def _origin(attrs: pb.AttributeContext) -> Origin:
 
 
 class OwnPart:
-    """A token's own part of an allow: its `sub` header and `sub`/`jti` metadata, encoded as
-    a CheckResponse to append to the shape's shared part (protobuf merges concatenated
-    messages: repeated headers add up, metadata maps merge). Built from a template, not kept
-    in the token cache; `answer` remembers whole answers for a bounded number of tokens."""
+    """A token's own part of an allow: its `sub` header (and `sub`/`jti` metadata when
+    `dynamic_metadata` names them), encoded as a CheckResponse to append to the shape's shared
+    part (protobuf merges concatenated messages: repeated headers add up, metadata maps merge).
+    Built from a template, not kept in the token cache; `answer` remembers whole answers for a
+    bounded number of tokens."""
 
-    def __init__(self, user_header: str, remembered: int = 4096) -> None:
-        self._user_header = user_header
-        self._answers: dict[tuple[bytes, str | None, str | None], bytes] = {}
+    def __init__(self, mutator: Mutator, remembered: int = 4096) -> None:
+        self._user_header = mutator.names.user
+        self._sub = "sub" in mutator.metadata_fields
+        self._jti = "jti" in mutator.metadata_fields
+        self.answers: dict[tuple[bytes, str | None, str | None], bytes] = {}
         self._remembered = remembered
         self._template = pb.CheckResponse()
         header = self._template.ok_response.headers.add()
-        header.header.key, header.append_action = user_header, _OVERWRITE
+        header.header.key, header.append_action = self._user_header, _OVERWRITE
         self._user = header.header
         self._fields = self._template.dynamic_metadata.fields
 
     def __call__(self, identity: Identity) -> bytes:
         sub, jti = identity.subject, identity.jti
-        if sub and jti:
+        if sub and (jti or not self._jti):  # the template's fields are all this token's
             self._user.value = sub
-            self._fields["sub"].string_value = sub
-            self._fields["jti"].string_value = jti
+            if self._sub:
+                self._fields["sub"].string_value = sub
+            if self._jti:
+                self._fields["jti"].string_value = jti
             return self._template.SerializeToString()
-        response = pb.CheckResponse()  # rare shapes: no sub or no jti
+        response = pb.CheckResponse()  # rare shapes: no sub, or a sub and no jti
         if sub:
             response.ok_response.headers.add(header=HeaderValue(key=self._user_header, value=sub),
                                              append_action=_OVERWRITE)
-            response.dynamic_metadata.fields["sub"].string_value = sub
-        if jti:
+            if self._sub:
+                response.dynamic_metadata.fields["sub"].string_value = sub
+        if jti and self._jti:
             response.dynamic_metadata.fields["jti"].string_value = jti
         return response.SerializeToString()
 
@@ -111,11 +117,11 @@ class OwnPart:
         # everything the answer is made of (`__call__` reads sub and jti only); `shared` is the
         # decision's memo, one bytes object, so its hash is computed once
         key = (shared, identity.subject, identity.jti)
-        wire = self._answers.get(key)
+        wire = self.answers.get(key)
         if wire is None:
-            if len(self._answers) >= self._remembered:
-                self._answers.clear()
-            wire = self._answers[key] = shared + self(identity)
+            if len(self.answers) >= self._remembered:
+                self.answers.clear()
+            wire = self.answers[key] = shared + self(identity)
         return wire
 
 
@@ -125,11 +131,11 @@ FALLBACK = encode(forbidden("authorization could not be decided", "internal_erro
 class AuthorizationService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._own_part = OwnPart(engine.mutator.names.user)
+        self._own_part = OwnPart(engine.mutator)
 
     def refresh(self) -> None:
         """The engine's header names changed (a reload)."""
-        self._own_part = OwnPart(self.engine.mutator.names.user)
+        self._own_part = OwnPart(self.engine.mutator)
 
     async def check(self, request: pb.CheckRequest, context: object = None) -> bytes:
         return await settled(self.answer(request))
@@ -162,7 +168,8 @@ class AuthorizationService:
             except (TypeError, KeyError):  # the first gRPC answer of this decision
                 wire = remember(decision, ENCODED, encode(decision, self.engine.mutator))
             if decision.personal:
-                return self._own_part.answer(wire, identity)
+                own = self._own_part  # `OwnPart.answer`'s lookup first: a remembered answer needs no call
+                return own.answers.get((wire, identity.subject, identity.jti)) or own.answer(wire, identity)
             return wire
         except Exception:
             log.exception("Check answer could not be encoded; denying")
