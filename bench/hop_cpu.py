@@ -30,6 +30,7 @@ from bench.stack import Stack
 ROWS = {"envoy_noauth": ("noauth", None), "ceiling_grpc": ("ceiling_grpc", "ceiling_grpc"),
         "ceiling_grpc_allow": ("ceiling_grpc_allow", "ceiling_grpc_allow"),
         "sidecar_grpc_hit": ("sidecar_grpc", "sidecar"), "compared_grpc_hit": ("compared_grpc", "compared"),
+        "sidecar_grpc_hit_workers2": ("sidecar_grpc_w2", "sidecar2"),
         "ceiling_http": ("ceiling_http", "ceiling_http"), "sidecar_http_hit": ("sidecar_http", "sidecar")}
 
 
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             samples.pop(row, None)
         pids = {row: children(proc.pid) for row, proc in stack.servers.items()}
         pids["sidecar"] = stack.main.worker_pids()
+        pids["sidecar2"] = stack.main2.worker_pids()  # both workers
         if args.compare:
             pids["compared"] = stack.compared.worker_pids()
         for i in range(args.rounds):

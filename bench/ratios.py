@@ -22,6 +22,10 @@ TARGETS = {
     "grpc_miss / ceiling_grpc (nghttpd)": ("sidecar_grpc_miss", "ceiling_grpc"),
     # the same ceiling serving the sidecar's own allow bytes: Envoy applies the same answer
     "grpc_hit / ceiling_grpc_allow (nghttpd, same answer) (>= 0.95)": ("sidecar_grpc_hit", "ceiling_grpc_allow"),
+    # `--workers 2`, as on two cores: Envoy's Checks spread over both workers
+    "grpc_hit_workers2 / ceiling_grpc (nghttpd) (>= 0.95)": ("sidecar_grpc_hit_workers2", "ceiling_grpc"),
+    "grpc_hit_workers2 / ceiling_grpc_allow (nghttpd, same answer)": ("sidecar_grpc_hit_workers2",
+                                                                      "ceiling_grpc_allow"),
     "http_hit / ceiling_http (nginx) (>= 0.95)": ("sidecar_http_hit", "ceiling_http"),
     "http_miss / ceiling_http (nginx)": ("sidecar_http_miss", "ceiling_http"),
     "grpc_hit / jwt_authn_cached": ("sidecar_grpc_hit", "envoy_jwt_authn_cached"),

@@ -18,6 +18,7 @@ from bench.stack import Stack
 from harness.processes import ROOT
 
 ROWS = ["envoy_noauth", "envoy_jwt_authn", "envoy_jwt_authn_cached", "sidecar_grpc_hit", "sidecar_http_hit",
+        "sidecar_grpc_hit_workers2",
         "sidecar_grpc_miss", "sidecar_http_miss", "floor_grpc", "floor_http", "ceiling_grpc", "ceiling_grpc_allow",
         "ceiling_http",
         "h2load_grpc_workers1", "h2load_grpc_workers2",

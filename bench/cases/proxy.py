@@ -14,7 +14,8 @@ from bench.recorder import Recorder
 from bench.stack import Stack
 
 HITS = (("envoy_noauth", "noauth"), ("envoy_jwt_authn", "jwt_authn"), ("envoy_jwt_authn_cached", "jwt_authn_cached"),
-        ("sidecar_grpc_hit", "sidecar_grpc"), ("sidecar_http_hit", "sidecar_http"))
+        ("sidecar_grpc_hit", "sidecar_grpc"), ("sidecar_http_hit", "sidecar_http"),
+        ("sidecar_grpc_hit_workers2", "sidecar_grpc_w2"))
 FLOORS = (("floor_grpc", "floor_grpc"), ("floor_http", "floor_http"))
 CEILINGS = (("ceiling_grpc", "ceiling_grpc"), ("ceiling_grpc_allow", "ceiling_grpc_allow"),
             ("ceiling_http", "ceiling_http"))

@@ -11,12 +11,26 @@ from transport.h2.limits import Limits
 from transport.sockets import ConnectionSource
 
 
+SPREAD_STREAMS = 16  # with several workers: past this many Checks in flight, Envoy opens another connection
+
+
+def advertised_streams(settings: Settings) -> int | None:
+    """The streams a connection asks a client to keep to: `grpc_max_concurrent_streams`, else
+    with several workers 16, so that one Envoy worker's Checks reach more than one of ours
+    (Envoy keeps one connection per worker thread while its streams fit), else no limit below
+    the hard one."""
+    if settings.grpc_max_concurrent_streams is not None:
+        return settings.grpc_max_concurrent_streams
+    return SPREAD_STREAMS if settings.workers > 1 else None
+
+
 class H2Face:
     def __init__(self, settings: Settings, service: AuthorizationService, source: ConnectionSource) -> None:
         self.health = Health(("", SERVICE))
         limits = Limits(handshake_timeout=settings.grpc_handshake_timeout_seconds,
                         idle_timeout=settings.grpc_idle_timeout_seconds,
-                        max_buffered_total=settings.grpc_max_buffered_bytes)
+                        max_buffered_total=settings.grpc_max_buffered_bytes,
+                        advertised_streams=advertised_streams(settings))
         self.server = GrpcH2Server({f"/{SERVICE}/Check": service.check_message,
                                     "/grpc.health.v1.Health/Check": self.health.check}, max_message=1 << 20,
                                    limits=limits)

@@ -79,7 +79,8 @@ class Connection(Control, Answers, asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.born = asyncio.get_running_loop().time()
         self.server.connection_made(self)
-        self.transport.write(f.settings({f.SETTINGS_MAX_CONCURRENT_STREAMS: self.limits.max_streams}))
+        streams = self.limits.advertised_streams or self.limits.max_streams
+        self.transport.write(f.settings({f.SETTINGS_MAX_CONCURRENT_STREAMS: streams}))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

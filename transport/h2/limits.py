@@ -35,7 +35,12 @@ class Budget:
 
 @dataclass(frozen=True)
 class Limits:
-    max_streams: int = 1024  # concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS)
+    max_streams: int = 1024  # concurrent streams per connection; more are refused (REFUSED_STREAM)
+    # SETTINGS_MAX_CONCURRENT_STREAMS as sent (None: max_streams). Lower than max_streams, it
+    # asks a client for another connection past it without refusing the streams already in
+    # flight when the SETTINGS arrive: Envoy spreads its Checks over connections, and the
+    # supervisor hands each connection to the least-loaded worker
+    advertised_streams: int | None = None
     max_message: int = 1 << 20
     # one turn of a connection's input: a frame costs 1 unit plus 1 per 2 KiB of payload
     turn_units: int = 128
