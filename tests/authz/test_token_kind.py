@@ -5,19 +5,22 @@ issuer's access tokens still pass. `require_access_token_typ` accepts only RFC 9
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
 import jwt
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from authz.keys import KeyRing, public_pem
 from authz.request import AuthRequest
-from config import load_settings
+from config import ConfigError, load_settings
 from sidecar.container import build
 from sidecar.oauth.errors import InvalidGrant
 from tests.authz.checks import answer
+from tests.support.processes import ROOT
 from tests.support.tokens import b64
 
 IDP = "https://idp.example"  # types nothing: its access tokens say typ JWT or nothing
@@ -153,3 +156,14 @@ async def test_an_id_token_is_no_token_exchange_evidence(container):
             await presented.verify(make(typ="id_token+jwt"), what)
         assert refused.value.error == "invalid_grant" and refused.value.description == f"{what}: {ID_TOKEN}"
     assert (await presented.verify(make(typ="JWT"), "subject_token")).identity.subject == "alice"
+
+
+def test_the_documented_example_is_a_valid_config():
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    section = text[text.index("### Trusted issuers"):text.index("### DPoP")]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    settings = load_settings(environ={}, overrides=example)
+    assert [t.require_access_token_typ for t in settings.trusted_issuers] == [False, True]
+    with pytest.raises(ConfigError, match="require_access_token_typ"):
+        load_settings(environ={"AUTH_SIDECAR_TRUSTED_ISSUERS": json.dumps(
+            [{"issuer": IDP, "jwks_uri": "https://idp.example/jwks", "require_access_token_typ": "sometimes"}])})
