@@ -28,21 +28,29 @@ def _media_type(typ: str) -> str:
     return typ[12:] if typ.startswith("application/") else typ
 
 
+def _refuse_marked(mark: str) -> None:
+    if mark in _REFRESH_MARKERS:
+        raise TokenError("refresh tokens are not access tokens", "refresh_token")
+    if mark in _ID_MARKERS:
+        raise TokenError("an ID token is not an access token", "id_token")
+
+
 def check_access_token(header: Mapping[str, Any], claims: Mapping[str, Any], require_at_jwt: bool) -> None:
     """Raise TokenError unless the token may be an access token; `require_at_jwt`: unless it
     is explicitly typed as one (RFC 9068 §2.1)."""
+    for name in _MARKED_CLAIMS:
+        value = claims.get(name)
+        if type(value) is str:
+            _refuse_marked(value.lower())
     typ = header.get("typ")
-    if typ is not None and type(typ) is not str:
+    if typ is None:
+        media = None
+    elif type(typ) is str:
+        media = _media_type(typ)
+        if media not in _ACCESS_TYPS:
+            _refuse_marked(media)
+            raise TokenError("token typ is not an access token type (at+jwt or JWT)", "wrong_typ")
+    else:
         raise TokenError("token typ must be a string", "malformed")
-    media = _media_type(typ) if typ is not None else None
-    marks = [v.lower() for v in (claims.get(name) for name in _MARKED_CLAIMS) if type(v) is str]
-    if media is not None:
-        marks.append(media)
-    if not _REFRESH_MARKERS.isdisjoint(marks):
-        raise TokenError("refresh tokens are not access tokens", "refresh_token")
-    if not _ID_MARKERS.isdisjoint(marks):
-        raise TokenError("an ID token is not an access token", "id_token")
-    if media is not None and media not in _ACCESS_TYPS:
-        raise TokenError("token typ is not an access token type (at+jwt or JWT)", "wrong_typ")
     if require_at_jwt and media != "at+jwt":
         raise TokenError("token is not an access token (typ must be at+jwt)", "wrong_typ")
