@@ -16,6 +16,7 @@ from authz import jose
 from authz.errors import TokenError
 from authz.identity import Identity
 from authz.keys import VerificationKey
+from authz.token_kind import check_access_token
 
 
 class KeySource(Protocol):
@@ -39,15 +40,9 @@ class IssuerPolicy:
     issuer: str
     keys: KeySource
     audiences: tuple[str, ...]
-    require_at_jwt: bool = False  # our own access tokens must say typ: at+jwt (RFC 9068)
-
-
-_REFRESH_MARKERS = {"refresh", "refresh_token", "rt+jwt"}
-
-
-def _is_refresh(header: Mapping[str, Any], claims: Mapping[str, Any]) -> bool:
-    values = (header.get("typ"), claims.get("typ"), claims.get("token_use"), claims.get("token_type"))
-    return any(isinstance(v, str) and v.lower() in _REFRESH_MARKERS for v in values)
+    # only explicitly typed access tokens (typ: at+jwt, RFC 9068 §2.1): always for our own,
+    # for a trusted issuer when its `require_access_token_typ` says so
+    require_at_jwt: bool = False
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | None:
@@ -77,10 +72,7 @@ class JwtVerifier:
         policy = self.issuers.get(iss) if isinstance(iss, str) else None
         if policy is None:
             raise TokenError("token issuer is not trusted", "untrusted_issuer")
-        if _is_refresh(header, claims):
-            raise TokenError("refresh tokens are not access tokens", "refresh_token")
-        if policy.require_at_jwt and str(header.get("typ", "")).lower() not in ("at+jwt", "application/at+jwt"):
-            raise TokenError("token is not an access token (typ must be at+jwt)", "wrong_typ")
+        check_access_token(header, claims, policy.require_at_jwt)  # not an ID or refresh token
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise TokenError("token kid must be a string", "malformed")

@@ -77,6 +77,8 @@ class TrustedIssuer(BaseModel):
     jwks_uri: str | None = None
     keys: tuple[StaticKey, ...] = ()
     audiences: tuple[str, ...] = ()
+    # accept only RFC 9068 explicitly typed access tokens (header typ: at+jwt) from this issuer
+    require_access_token_typ: bool = False
 
     @model_validator(mode="after")
     def _has_keys(self) -> "TrustedIssuer":

@@ -282,7 +282,8 @@ def _issuers(settings: Settings, keyring: KeyRing, http_client: httpx.AsyncClien
                 jwks_sources.append(keys)
         else:
             keys = StaticKeys({k.kid: key_from_pem(k.kid, k.alg, k.pem) for k in trusted.keys})
-        issuers[trusted.issuer] = IssuerPolicy(trusted.issuer, keys, trusted.audiences or settings.accepted_audiences)
+        issuers[trusted.issuer] = IssuerPolicy(trusted.issuer, keys, trusted.audiences or settings.accepted_audiences,
+                                               require_at_jwt=trusted.require_access_token_typ)
     return issuers, jwks_sources
 
 
