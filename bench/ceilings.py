@@ -7,7 +7,8 @@ file's extension, and `Check` has none); Envoy's gRPC client does not ask for on
 `:status` and `grpc-status`), and a failed Check would fail the row (wrk's non-2xx count).
 A second nghttpd (`ceiling_grpc_allow`) serves the exact bytes of the sidecar's allow for the
 bench's token (`allow_of`): the same answer, so Envoy spends the same CPU applying its
-header mutations and dynamic metadata in both rows.
+header mutations (and dynamic metadata, when the sidecar's `dynamic_metadata` names fields)
+in both rows.
 Debian: `apt-get install nginx-light nghttp2-server`."""
 
 from __future__ import annotations
