@@ -282,14 +282,18 @@ class AdminApi:
         """The request's If-Match (None: none), checked against the record's revision (→ 412)."""
         try:
             wanted = conditional.if_match(request.headers.getlist("if-match"))
-        except conditional.BadIfMatch as exc:
-            raise AdminError(400, "invalid_request", str(exc)) from None
+        except conditional.BadIfMatch as exc:  # a condition no record meets (RFC 9110 §13.1.1)
+            raise AdminError(412, "precondition_failed", str(exc)) from None
         AdminApi._still(request, wanted, revision)
         return wanted
 
-    async def _read_if_match(self, request: Request, read: Reader) -> tuple[Revised, frozenset[str] | None]:
+    async def _read_if_match(self, request: Request, read: Reader,
+                             model: type[BaseModel] | None = None) -> tuple[Revised, Any, frozenset[str] | None]:
+        """The record (404), a PATCH's body (400, 415), then If-Match (412): a refused body says
+        so whatever the record's state."""
         first = await read()
-        return first, self._if_match(request, first[1])
+        body = await self._body(request, model) if model else None
+        return first, body, self._if_match(request, first[1])
 
     @staticmethod
     def _still(request: Request, wanted: frozenset[str] | None, revision: str) -> None:
@@ -322,7 +326,7 @@ class AdminApi:
     async def _delete(self, request: Request, read: Reader,
                       delete: Callable[[str, str | None], Awaitable[bool]]) -> Any:
         """DELETE: with an If-Match naming ETags, only if the record is still at the one read."""
-        (record, revision), wanted = await self._read_if_match(request, read)
+        (record, revision), _, wanted = await self._read_if_match(request, read)
         exact = wanted is not None and conditional.ANY not in wanted
         if not await delete(ident(record), revision if exact else None) and exact:
             await read()  # 404 when it went meanwhile
@@ -361,8 +365,7 @@ class AdminApi:
 
     async def patch_tenant(self, request: Request) -> Response:
         read = functools.partial(self._tenant_revised, request)
-        first, wanted = await self._read_if_match(request, read)
-        body = await self._body(request, TenantPatch)
+        first, body, wanted = await self._read_if_match(request, read, TenantPatch)
         fields = body.model_dump(include=body.model_fields_set)
         _, tenant, revision = await self._update(request, read, first, wanted,
                                                  lambda t: dataclasses.replace(t, **fields))
@@ -410,14 +413,14 @@ class AdminApi:
 
     async def patch_client(self, request: Request) -> Response:
         read = functools.partial(self._client, request)
-        first, wanted = await self._read_if_match(request, read)
-        changes = self._changes(await self._body(request, ClientPatch))
+        first, body, wanted = await self._read_if_match(request, read, ClientPatch)
+        changes = self._changes(body)
 
         def change(client: Client) -> Client:
             updated = dataclasses.replace(client, **changes)
             problem = grant_conflict(updated.grant_types, updated.refresh_policy, updated.token_endpoint_auth_method)
-            if problem:
-                raise AdminError(400, "invalid_request", problem)
+            if problem:  # the body is well formed; the client as stored rules it out
+                raise AdminError(409, "conflict", f"grant_types: {problem} (the client as stored)")
             return updated
         client, updated, revision = await self._update(request, read, first, wanted, change)
         if updated.disabled and not client.disabled:
@@ -426,8 +429,8 @@ class AdminApi:
 
     async def patch_user(self, request: Request) -> Response:
         read = functools.partial(self._user, request)
-        first, wanted = await self._read_if_match(request, read)
-        changes = self._changes(await self._body(request, UserPatch))
+        first, body, wanted = await self._read_if_match(request, read, UserPatch)
+        changes = self._changes(body)
         password = changes.pop("password", None)
         if password is not None:  # hashed once, whatever the retries
             changes["password_hash"] = await self.ctx.passwords.hash_async(password)
@@ -439,8 +442,8 @@ class AdminApi:
 
     async def patch_service_user(self, request: Request) -> Response:
         read = functools.partial(self._tenant_service_user, request)
-        first, wanted = await self._read_if_match(request, read)
-        changes = self._changes(await self._body(request, ServiceUserPatch))
+        first, body, wanted = await self._read_if_match(request, read, ServiceUserPatch)
+        changes = self._changes(body)
         su, updated, revision = await self._update(request, read, first, wanted,
                                                    lambda r: dataclasses.replace(r, **changes))
         if updated.disabled and not su.disabled:

@@ -8,14 +8,17 @@ import re
 from typing import Sequence
 
 ANY = "*"
-# RFC 9110 §8.8.3: entity-tag = [ W/ ] DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text
-_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
-_LIST = re.compile(rf"[ \t]*(?:{_TAG}[ \t]*)?(?:,[ \t]*(?:{_TAG}[ \t]*)?)*")
-_STRONG = re.compile(r'(W/)?"([^"]*)"')
+# RFC 9110 §8.8.3, §5.6.1: If-Match = "*" / #entity-tag, entity-tag = [ W/ ] DQUOTE *etagc DQUOTE,
+# etagc = %x21 / %x23-7E / obs-text (obsolete, and in no ETag of ours: left out); a list may hold
+# empty elements.
+_TAG = r'(?:W/)?"[\x21\x23-\x7e]*"'
+_PATTERN = rf"^(?:[ \t]*\*[ \t]*|(?:[ \t]*,)*[ \t]*{_TAG}(?:[ \t]*,(?:[ \t]*{_TAG})?)*[ \t]*)$"
+_FIELD = re.compile(_PATTERN)
+_TAGS = re.compile(r'(W/)?"([^"]*)"')
 
 
 class BadIfMatch(ValueError):
-    """An If-Match that is neither `*` nor a list of entity tags (→ 400)."""
+    """An If-Match that is neither `*` nor a list of entity tags: it matches nothing (→ 412)."""
 
 
 def etag(revision: str) -> str:
@@ -28,11 +31,12 @@ def if_match(values: Sequence[str]) -> frozenset[str] | None:
     if not values:
         return None
     joined = ", ".join(values)
+    if not _FIELD.fullmatch(joined):
+        raise BadIfMatch('If-Match: is neither * nor a list of entity tags such as "0123abcd" (as ETag gave '
+                         'them): it matches no ETag')
     if joined.strip(" \t") == ANY:
         return frozenset({ANY})
-    if not joined.strip(" \t,") or not _LIST.fullmatch(joined):
-        raise BadIfMatch('If-Match: must be * or a list of entity tags such as "0123abcd" (as ETag gave them)')
-    return frozenset(opaque for weak, opaque in _STRONG.findall(joined) if not weak)
+    return frozenset(opaque for weak, opaque in _TAGS.findall(joined) if not weak)
 
 
 def allows(wanted: frozenset[str] | None, revision: str) -> bool:
