@@ -366,7 +366,7 @@ class AdminApi:
     async def patch_tenant(self, request: Request) -> Response:
         read = functools.partial(self._tenant_revised, request)
         first, body, wanted = await self._read_if_match(request, read, TenantPatch)
-        fields = body.model_dump(include=body.model_fields_set)
+        fields = self._changes(body)
         _, tenant, revision = await self._update(request, read, first, wanted,
                                                  lambda t: dataclasses.replace(t, **fields))
         if "disabled" in fields:  # every time: a PATCH again completes one cut short

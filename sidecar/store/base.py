@@ -129,7 +129,7 @@ class Store(abc.ABC):
     async def put_user(self, user: User) -> None:
         """Replace an existing user's record; the username does not change."""
     @abc.abstractmethod
-    async def read_revised(self, kind: Editable, ident: str) -> tuple[Any, str] | None:
+    async def read_revised(self, kind: Editable, key: str) -> tuple[Any, str] | None:
         """A tenant, client, user or service user and its revision (sidecar/store/revisions.py)."""
     @abc.abstractmethod
     async def replace(self, record: Tenant | Client | User | ServiceUser, revision: str) -> str | None:

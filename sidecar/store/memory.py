@@ -135,14 +135,14 @@ class MemoryStore(Store):
         record = table.get(key)
         return record is not None and revision_of(record) == revision
 
-    async def read_revised(self, kind: Editable, ident: str) -> tuple[Any, str] | None:
-        record = self._table(kind).get(ident)
+    async def read_revised(self, kind: Editable, key: str) -> tuple[Any, str] | None:
+        record = self._table(kind).get(key)
         return (record, revision_of(record)) if record is not None else None
 
     async def replace(self, record: Tenant | Client | User | ServiceUser, revision: str) -> str | None:
         # no await inside: atomic with respect to the event loop
         table, key = self._table(KINDS[type(record)]), ident(record)
-        if key not in table or not self._still(table, key, revision):
+        if not self._still(table, key, revision):  # changed, or gone
             return None
         table[key] = record
         return revision_of(record)

@@ -13,6 +13,10 @@ The writes keep them (index entry first, so a crash leaves an entry without a re
 which a list skips and drops, never a record no list shows). Records written before the
 indexes existed are indexed once, by a SCAN of every node, on the first list call
 (`as:ix:built` marks it done).
+
+An admin PATCH (or a DELETE with If-Match) changes a record only if it is unchanged since it
+was read: the REPLACE script compares the SHA-1 of the record's stored bytes with the one
+read (sidecar/store/revisions.py) and writes, in one step, on the record's one key (one slot).
 """
 
 from __future__ import annotations
@@ -31,15 +35,14 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sidecar.store import cluster_trip
+from sidecar.store import cluster_trip, revisions
 from sidecar.store.base import Conflict, Kind, LoginState, Page, Penalty, RefreshKey, Rotation, Store
 from sidecar.store.redis_connect import ERRORS, connect, guard
-from sidecar.store.redis_layout import (CHANNEL, FAIL, INDEXED, RECORDS, REPLACE, ROTATE, ROTATION_ID, P, client_index,
-                                        family_key, index_key, index_of, principal_keys, principal_revoked,
-                                        refresh_key, refresh_record, throttle_key, throttle_reply)
+from sidecar.store.redis_layout import (CHANNEL, FAIL, INDEXED, RECORDS, REPLACE, ROTATE, ROTATION_ID, P,
+                                        client_index, family_key, index_key, index_of, principal_keys,
+                                        principal_revoked, refresh_key, refresh_record, throttle_key, throttle_reply)
 from sidecar.store.records import (Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User, from_dict,
                                    to_dict)
-from sidecar.store import revisions
 from sidecar.store.revisions import Editable
 
 log = logging.getLogger("sidecar.store.redis")
@@ -276,9 +279,9 @@ class RedisStore(Store):
         await self._put(f"{P}user:{user.id}", user)
 
     @guard
-    async def read_revised(self, kind: Editable, ident: str) -> tuple[Any, str] | None:
+    async def read_revised(self, kind: Editable, key: str) -> tuple[Any, str] | None:
         prefix, cls = RECORDS[kind]
-        raw = await self.r.get(prefix + ident)
+        raw = await self.r.get(prefix + key)
         return (from_dict(cls, json.loads(raw)), revisions.revision(raw)) if raw else None
 
     @guard
