@@ -109,12 +109,32 @@ def _op(summary: str, path: str, codes: dict[str, Any], body: dict[str, Any] | N
     return op
 
 
+# RFC 9110 §8.8.3, §13.1.1: a record's ETag (its revision) and If-Match on its PATCH and DELETE
+_ETAG = {"ETag": {"required": True, "description": "the record's revision, a strong entity tag",
+                  "schema": {"type": "string", "pattern": '^"[0-9a-f]{40}"$'}}}
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+             "description": "`*` or a list of entity tags: only if the record is at one of these ETags (as GET or "
+                            "PATCH gave them), or for `*` exists; else 412 and nothing changes"}
+
+
+def _conditional(op: dict[str, Any]) -> dict[str, Any]:
+    """An operation on one record that takes If-Match."""
+    op["parameters"] = op.get("parameters", []) + [_IF_MATCH]
+    op["responses"]["412"] = {**_ERROR, "description": "If-Match names none of the record's ETags (it changed, "
+                              "or the field is not * or a list of entity tags); nothing changed"}
+    return op
+
+
+def _tagged(answer: dict[str, Any]) -> dict[str, Any]:
+    return {**answer, "headers": _ETAG}
+
+
 def _list(summary: str, path: str, item: dict[str, Any]) -> dict[str, Any]:
     return _op(summary, path, {"200": _answer(_page(item))}, query=_PAGING)
 
 
-def _get(summary: str, path: str, answer: dict[str, Any]) -> dict[str, Any]:
-    return _op(summary, path, {"200": _answer(answer)})
+def _get(summary: str, path: str, answer: dict[str, Any], etag: bool = True) -> dict[str, Any]:
+    return _op(summary, path, {"200": _tagged(_answer(answer)) if etag else _answer(answer)})
 
 
 def _create(summary: str, path: str, body: dict[str, Any], answer: dict[str, Any], conflict: str | None = None,
@@ -127,11 +147,16 @@ def _create(summary: str, path: str, body: dict[str, Any], answer: dict[str, Any
 
 def _patch(summary: str, path: str, body: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     # every field optional: an empty body changes nothing
-    return _op(summary, path, {"200": _answer(answer, "the record as changed")}, body=_json(body, False))
+    return _conditional(_op(summary, path, {
+        "200": _tagged(_answer(answer, "the record as changed")),
+        "409": {**_ERROR, "description": "the change conflicts with the record as stored (a client's grant_types "
+                "with its refresh_policy or auth method), or the record kept changing while the PATCH was applied"}},
+        body=_json(body, False)))
 
 
-def _delete(summary: str, path: str) -> dict[str, Any]:
-    return _op(summary, path, {"204": {"description": "deleted, and its tokens revoked"}})
+def _delete(summary: str, path: str, conditional: bool = False) -> dict[str, Any]:
+    op = _op(summary, path, {"204": {"description": "deleted, and its tokens revoked"}})
+    return _conditional(op) if conditional else op
 
 
 def _admin_paths() -> dict[str, Any]:
@@ -159,7 +184,7 @@ def _admin_paths() -> dict[str, Any]:
             "patch": _patch("change a user; a new password or disabling revokes the user's tokens", t + "/users/{id}",
                             _obj({"password": _PASSWORD, "org_id": {**_NAME, "type": ["string", "null"]},
                                   "project_ids": _PROJECTS, "scopes": _SCOPES, "disabled": _BOOL}), _USER),
-            "delete": _delete("delete a user", t + "/users/{id}")},
+            "delete": _delete("delete a user", t + "/users/{id}", conditional=True)},
         t + "/clients": {
             "get": _list("a tenant's clients", t + "/clients", _CLIENT),
             "post": _create("create a client", t + "/clients", {**_obj(
@@ -199,7 +224,7 @@ def _admin_paths() -> dict[str, Any]:
                             _obj({"grant_types": grant_types, "scopes": _SCOPES, "disabled": _BOOL,
                                   "dpop_bound_access_tokens": _BOOL, "exchange_audiences": _AUDIENCES,
                                   "jwks": _JWKS, "tls_client_certificate_bound_access_tokens": _BOOL}), _CLIENT),
-            "delete": _delete("delete a client", t + "/clients/{client_id}")},
+            "delete": _delete("delete a client", t + "/clients/{client_id}", conditional=True)},
         t + "/service-users": {
             "get": _list("a tenant's service users", t + "/service-users", _SERVICE_USER),
             "post": _create("create a service user", t + "/service-users", _obj(
@@ -211,7 +236,7 @@ def _admin_paths() -> dict[str, Any]:
                             su_patch, _SERVICE_USER)},
         su: {"get": _get("a service user", su, _SERVICE_USER),
              "patch": _patch("change a service user; disabling revokes its tokens", su, su_patch, _SERVICE_USER),
-             "delete": _delete("delete a service user", su)},
+             "delete": _delete("delete a service user", su, conditional=True)},
         su + "/secrets": {
             "get": _list("a service user's secrets (metadata only)", su + "/secrets", _SECRET),
             "post": _create("add a client secret (shown once)", su + "/secrets", _obj({"title": _TITLE}),
@@ -223,7 +248,7 @@ def _admin_paths() -> dict[str, Any]:
                 {"title": _TITLE, "alg": {"type": "string", "enum": list(models.ALGS)}}),
                 _obj({"type": _S, "kid": _S, "alg": _S, "principal_id": _S, "private_key": _S}), required=False)},
         su + "/keys/{kid}": {
-            "get": _get("the public key as a JWK", su + "/keys/{kid}", {"type": "object"}),
+            "get": _get("the public key as a JWK", su + "/keys/{kid}", {"type": "object"}, etag=False),
             "delete": _delete("delete a key", su + "/keys/{kid}")},
         "/admin/keys": {"get": _op("our signing keys and their life-cycle state", "/admin/keys", {
             "200": _answer(_obj({"keys": {"type": "array", "items": _SIGNING_KEY}}, ["keys"]))})},

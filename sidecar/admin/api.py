@@ -4,12 +4,18 @@ Secrets and private keys are in the 201 answer only; the store keeps digests and
 Reads answer metadata only. DELETE revokes the record and every token it holds; a PATCH that
 disables a client, user or service user (or gives a user a new password) revokes their tokens
 too, and a disabled one gets no new token. Every write is logged on the `audit` logger.
+A PATCH is a conditional write, retried while other writes land in between (none is lost, a
+deleted record stays deleted); a record's ETag is its revision, and If-Match makes a PATCH or
+DELETE conditional on it (sidecar/admin/conditional.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import hmac
+import random
 import secrets
 import time
 import uuid
@@ -21,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from authz.keys import generate_private_key, private_pem, public_jwk, thumbprint_kid
-from sidecar.admin import audit, views
+from sidecar.admin import audit, conditional, views
 from sidecar.admin.models import (ClientIn, ClientPatch, CredentialIn, ServiceUserIn, ServiceUserPatch, TenantIn,
                                   TenantPatch, UserIn, UserPatch, grant_conflict)
 from sidecar.bodies import BodyError, parse_json, read_capped
@@ -30,8 +36,14 @@ from sidecar.oauth.credentials import digest, new_secret
 from sidecar.store import StoreUnavailable
 from sidecar.store.base import Conflict
 from sidecar.store.records import Client, ServiceKey, ServiceUser, Tenant, User
+from sidecar.store.revisions import Editable, ident
 
 NO_STORE = {"Cache-Control": "no-store"}
+# conditional writes a PATCH tries before it answers 409: each one lost to a write that landed
+# between its read and its write, so this many in a row only under a storm of writes to one record
+ATTEMPTS = 20
+Revised = tuple[Any, str]  # a record and its revision
+Reader = Callable[[], Awaitable[Revised]]
 
 
 class AdminError(Exception):
@@ -129,11 +141,7 @@ class AdminApi:
         return JSONResponse({"id": user.id, "username": user.username}, status_code=201)
 
     async def delete_user(self, request: Request) -> Response:
-        tenant = await self._tenant(request)
-        user = await self.store.get_user(request.path_params["id"])
-        if user is None or user.tenant != tenant.id:
-            raise AdminError(404, "not_found", f"user {request.path_params['id']} does not exist")
-        await self.store.delete_user(user.id)
+        user = await self._delete(request, functools.partial(self._user, request), self.store.delete_user)
         await self.ctx.revoker.subject(user.id)
         return Response(status_code=204)
 
@@ -162,11 +170,7 @@ class AdminApi:
         return JSONResponse(answer, status_code=201, headers=NO_STORE)
 
     async def delete_client(self, request: Request) -> Response:
-        tenant = await self._tenant(request)
-        client = await self.store.get_client(request.path_params["client_id"])
-        if client is None or client.tenant != tenant.id or client.service_user_id:
-            raise AdminError(404, "not_found", f"client {request.path_params['client_id']} does not exist")
-        await self.store.delete_client(client.client_id)
+        client = await self._delete(request, functools.partial(self._client, request), self.store.delete_client)
         await self.ctx.revoker.client(client.client_id)
         return Response(status_code=204)
 
@@ -181,8 +185,8 @@ class AdminApi:
         return JSONResponse({"id": su.id, "name": su.name, "org_id": su.org_id}, status_code=201)
 
     async def delete_service_user(self, request: Request) -> Response:
-        su = await self._service_user(request)
-        await self.store.delete_service_user(su.id)
+        su = await self._delete(request, functools.partial(self._tenant_service_user, request),
+                                self.store.delete_service_user)
         await self.ctx.revoker.subject(su.id)
         return Response(status_code=204)
 
@@ -244,49 +248,114 @@ class AdminApi:
         return JSONResponse({"items": [view(r) for r in page.items], "next_cursor": views.cursor(page.after)},
                             headers=NO_STORE)
 
-    async def _client(self, request: Request) -> Client:
-        tenant = await self._tenant(request)
-        client = await self.store.get_client(request.path_params["client_id"])
-        if client is None or client.tenant != tenant.id or client.service_user_id:
-            raise AdminError(404, "not_found", f"client {request.path_params['client_id']} does not exist")
-        return client
+    # --- one record with its revision (→ 404 if it is not there, or not the tenant's)
+    async def _revised(self, kind: Editable, key: str, what: str, mine: Callable[[Any], bool]) -> Revised:
+        got = await self.store.read_revised(kind, key)
+        if got is None or not mine(got[0]):
+            raise AdminError(404, "not_found", f"{what} {key} does not exist")
+        return got
 
-    async def _user(self, request: Request) -> User:
-        tenant = await self._tenant(request)
-        user = await self.store.get_user(request.path_params["id"])
-        if user is None or user.tenant != tenant.id:
-            raise AdminError(404, "not_found", f"user {request.path_params['id']} does not exist")
-        return user
+    async def _tenant_revised(self, request: Request) -> Revised:
+        return await self._revised("tenants", request.path_params["tenant"], "tenant", lambda t: True)
 
-    async def _tenant_service_user(self, request: Request) -> ServiceUser:
-        su = await self._service_user(request)
-        if "tenant" in request.path_params and su.tenant != (await self._tenant(request)).id:
-            raise AdminError(404, "not_found", f"service user {request.path_params['id']} does not exist")
-        return su
+    async def _client(self, request: Request) -> Revised:
+        tenant = await self._tenant(request)
+        return await self._revised("clients", request.path_params["client_id"], "client",
+                                   lambda c: c.tenant == tenant.id and not c.service_user_id)
+
+    async def _user(self, request: Request) -> Revised:
+        tenant = await self._tenant(request)
+        return await self._revised("users", request.path_params["id"], "user", lambda u: u.tenant == tenant.id)
+
+    async def _tenant_service_user(self, request: Request) -> Revised:
+        tenant = await self._tenant(request) if "tenant" in request.path_params else None
+        return await self._revised("service_users", request.path_params["id"], "service user",
+                                   lambda su: tenant is None or su.tenant == tenant.id)
+
+    @staticmethod
+    def _one(got: Revised, view: Callable[[Any], dict]) -> Response:
+        return JSONResponse(view(got[0]), headers={"ETag": conditional.etag(got[1])})
+
+    # --- conditional writes
+    @staticmethod
+    def _if_match(request: Request, revision: str) -> frozenset[str] | None:
+        """The request's If-Match (None: none), checked against the record's revision (→ 412)."""
+        try:
+            wanted = conditional.if_match(request.headers.getlist("if-match"))
+        except conditional.BadIfMatch as exc:  # a condition no record meets (RFC 9110 §13.1.1)
+            raise AdminError(412, "precondition_failed", str(exc)) from None
+        AdminApi._still(request, wanted, revision)
+        return wanted
+
+    async def _read_if_match(self, request: Request, read: Reader,
+                             model: type[BaseModel] | None = None) -> tuple[Revised, Any, frozenset[str] | None]:
+        """The record (404), a PATCH's body (400, 415), then If-Match (412): a refused body says
+        so whatever the record's state."""
+        first = await read()
+        body = await self._body(request, model) if model else None
+        return first, body, self._if_match(request, first[1])
+
+    @staticmethod
+    def _still(request: Request, wanted: frozenset[str] | None, revision: str) -> None:
+        if not conditional.allows(wanted, revision):
+            raise AdminApi._changed(request)
+
+    @staticmethod
+    def _changed(request: Request) -> AdminError:
+        return AdminError(412, "precondition_failed", f"If-Match: {request.url.path} has changed: it is at none "
+                          "of the ETags given; read it again for its ETag")
+
+    async def _update(self, request: Request, read: Reader, first: Revised,
+                      wanted: frozenset[str] | None, change: Callable[[Any], Any]) -> tuple[Any, Any, str]:
+        """Apply `change` to the record as stored and write it only if the record is unchanged
+        since it was read; when another write landed in between, read and apply again (a
+        PATCH sets fields: applied to the fresh record it loses nothing). (the record as it
+        was, as it is, its new revision); 404 once the record is gone."""
+        record, revision = first
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 5)))  # spread the retries
+                record, revision = await read()
+                self._still(request, wanted, revision)
+            updated = change(record)
+            written = await self.store.replace(updated, revision)
+            if written is not None:
+                return record, updated, written
+        raise AdminError(409, "conflict", f"{request.url.path} kept changing while this PATCH was applied; retry")
+
+    async def _delete(self, request: Request, read: Reader,
+                      delete: Callable[[str, str | None], Awaitable[bool]]) -> Any:
+        """DELETE: with an If-Match naming ETags, only if the record is still at the one read."""
+        (record, revision), _, wanted = await self._read_if_match(request, read)
+        exact = wanted is not None and conditional.ANY not in wanted
+        if not await delete(ident(record), revision if exact else None) and exact:
+            await read()  # 404 when it went meanwhile
+            raise self._changed(request)
+        return record
 
     async def list_tenants(self, request: Request) -> Response:
         return await self._page(request, "tenants", None, views.tenant)
 
     async def get_tenant(self, request: Request) -> Response:
-        return JSONResponse(views.tenant(await self._tenant(request)))
+        return self._one(await self._tenant_revised(request), views.tenant)
 
     async def list_clients(self, request: Request) -> Response:
         return await self._page(request, "clients", (await self._tenant(request)).id, views.client)
 
     async def get_client(self, request: Request) -> Response:
-        return JSONResponse(views.client(await self._client(request)))
+        return self._one(await self._client(request), views.client)
 
     async def list_users(self, request: Request) -> Response:
         return await self._page(request, "users", (await self._tenant(request)).id, views.user)
 
     async def get_user(self, request: Request) -> Response:
-        return JSONResponse(views.user(await self._user(request)))
+        return self._one(await self._user(request), views.user)
 
     async def list_service_users(self, request: Request) -> Response:
         return await self._page(request, "service_users", (await self._tenant(request)).id, views.service_user)
 
     async def get_service_user(self, request: Request) -> Response:
-        return JSONResponse(views.service_user(await self._tenant_service_user(request)))
+        return self._one(await self._tenant_service_user(request), views.service_user)
 
     async def list_secrets(self, request: Request) -> Response:
         return await self._page(request, "secrets", (await self._service_user(request)).id, views.secret)
@@ -295,67 +364,91 @@ class AdminApi:
         return await self._page(request, "keys", (await self._service_user(request)).id, views.key)
 
     async def patch_tenant(self, request: Request) -> Response:
-        tenant = await self._tenant(request)
-        body = await self._body(request, TenantPatch)
-        tenant = dataclasses.replace(tenant, **body.model_dump(include=body.model_fields_set))
-        await self.store.put_tenant(tenant)
-        if "disabled" in body.model_fields_set:  # every time: a PATCH again completes one cut short
+        read = functools.partial(self._tenant_revised, request)
+        first, body, wanted = await self._read_if_match(request, read, TenantPatch)
+        fields = self._changes(body)
+        _, tenant, revision = await self._update(request, read, first, wanted,
+                                                 lambda t: dataclasses.replace(t, **fields))
+        if "disabled" in fields:  # every time: a PATCH again completes one cut short
             await self._copy_tenant_disabled(tenant)
-        return JSONResponse(views.tenant(tenant))
+        return self._one((tenant, revision), views.tenant)
 
     async def _copy_tenant_disabled(self, tenant: Tenant) -> None:
         """Copy the tenant's `disabled` into each of its clients and service users (a service
         user's secrets are checked through it), a page at a time: the token path then reads
-        no tenant record."""
-        for kind, put in (("clients", self.store.put_client), ("service_users", self.store.put_service_user)):
-            after = None
-            while True:
-                page = await self.store.list_page(kind, tenant.id, 500, after)  # type: ignore[arg-type]
-                for record in page.items:
-                    if record.tenant_disabled != tenant.disabled:
-                        await put(dataclasses.replace(record, tenant_disabled=tenant.disabled))
-                if page.after is None:
-                    break
-                after = page.after
+        no tenant record. Each record by a conditional write (a PATCH of it at the same time
+        is kept, and so is this), and again while the tenant changed under the copy (another
+        PATCH of it): the last copy to end leaves every record as the tenant is."""
+        disabled = tenant.disabled
+        for _ in range(ATTEMPTS):
+            for kind in ("clients", "service_users"):
+                after = None
+                while True:
+                    page = await self.store.list_page(kind, tenant.id, 500, after)
+                    for record in page.items:
+                        if record.tenant_disabled != disabled:
+                            await self._set_tenant_disabled(kind, ident(record), disabled)
+                    if page.after is None:
+                        break
+                    after = page.after
+            now = await self.store.get_tenant(tenant.id)
+            if now is None or now.disabled == disabled:
+                return
+            disabled = now.disabled
+
+    async def _set_tenant_disabled(self, kind: Editable, key: str, disabled: bool) -> None:
+        for _ in range(ATTEMPTS):
+            got = await self.store.read_revised(kind, key)
+            if got is None or got[0].tenant_disabled == disabled:
+                return
+            if await self.store.replace(dataclasses.replace(got[0], tenant_disabled=disabled), got[1]) is not None:
+                return
+        raise AdminError(409, "conflict", f"{kind} {key} kept changing while the tenant's disabled was copied to it;"
+                         " PATCH the tenant again")
+
+    @staticmethod
+    def _changes(body: BaseModel) -> dict[str, Any]:
+        return {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.model_dump(
+            include=body.model_fields_set).items()}
 
     async def patch_client(self, request: Request) -> Response:
-        client = await self._client(request)
-        body = await self._body(request, ClientPatch)
-        changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.model_dump(
-            include=body.model_fields_set).items()}
-        updated = dataclasses.replace(client, **changes)
-        problem = grant_conflict(updated.grant_types, updated.refresh_policy, updated.token_endpoint_auth_method)
-        if problem:
-            raise AdminError(400, "invalid_request", problem)
-        await self.store.put_client(updated)
+        read = functools.partial(self._client, request)
+        first, body, wanted = await self._read_if_match(request, read, ClientPatch)
+        changes = self._changes(body)
+
+        def change(client: Client) -> Client:
+            updated = dataclasses.replace(client, **changes)
+            problem = grant_conflict(updated.grant_types, updated.refresh_policy, updated.token_endpoint_auth_method)
+            if problem:  # the body is well formed; the client as stored rules it out
+                raise AdminError(409, "conflict", f"grant_types: {problem} (the client as stored)")
+            return updated
+        client, updated, revision = await self._update(request, read, first, wanted, change)
         if updated.disabled and not client.disabled:
             await self.ctx.revoker.client(client.client_id)
-        return JSONResponse(views.client(updated))
+        return self._one((updated, revision), views.client)
 
     async def patch_user(self, request: Request) -> Response:
-        user = await self._user(request)
-        body = await self._body(request, UserPatch)
-        changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.model_dump(
-            include=body.model_fields_set).items()}
+        read = functools.partial(self._user, request)
+        first, body, wanted = await self._read_if_match(request, read, UserPatch)
+        changes = self._changes(body)
         password = changes.pop("password", None)
-        if password is not None:
+        if password is not None:  # hashed once, whatever the retries
             changes["password_hash"] = await self.ctx.passwords.hash_async(password)
-        updated = dataclasses.replace(user, **changes)
-        await self.store.put_user(updated)
+        user, updated, revision = await self._update(request, read, first, wanted,
+                                                     lambda u: dataclasses.replace(u, **changes))
         if password is not None or (updated.disabled and not user.disabled):
             await self.ctx.revoker.subject(user.id)
-        return JSONResponse(views.user(updated))
+        return self._one((updated, revision), views.user)
 
     async def patch_service_user(self, request: Request) -> Response:
-        su = await self._tenant_service_user(request)
-        body = await self._body(request, ServiceUserPatch)
-        changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.model_dump(
-            include=body.model_fields_set).items()}
-        updated = dataclasses.replace(su, **changes)
-        await self.store.put_service_user(updated)
+        read = functools.partial(self._tenant_service_user, request)
+        first, body, wanted = await self._read_if_match(request, read, ServiceUserPatch)
+        changes = self._changes(body)
+        su, updated, revision = await self._update(request, read, first, wanted,
+                                                   lambda r: dataclasses.replace(r, **changes))
         if updated.disabled and not su.disabled:
             await self.ctx.revoker.subject(su.id)
-        return JSONResponse(views.service_user(updated))
+        return self._one((updated, revision), views.service_user)
 
     def routes(self) -> list[Route]:
         from sidecar.admin.routing import mount

@@ -44,9 +44,12 @@ def _call(args: argparse.Namespace, method: str, path: str, body: dict | None = 
         print("auth-sidecar admin: needs --token or AUTH_SIDECAR_ADMIN_TOKEN", file=sys.stderr)
         return 2
     url = args.url.rstrip("/") + path
+    headers = {"authorization": f"Bearer {token}"}
+    if getattr(args, "if_match", None):
+        headers["if-match"] = args.if_match
     try:
         resp = httpx.request(method, url, json=body, params={k: v for k, v in (query or {}).items() if v is not None},
-                             headers={"authorization": f"Bearer {token}"}, timeout=30)
+                             headers=headers, timeout=30)
     except httpx.ConnectError as exc:
         reason = "connection refused" if "refused" in str(exc).lower() else str(exc) or type(exc).__name__
         return _fail(f"cannot connect to {args.url}: {reason} (is `auth-sidecar serve` running there? see --url)")
@@ -59,6 +62,8 @@ def _call(args: argparse.Namespace, method: str, path: str, body: dict | None = 
             print(json.dumps(resp.json(), indent=2))
         except ValueError:
             return _fail(f"{method} {path}: HTTP {resp.status_code}, not a JSON answer: {resp.text[:200]!r}")
+    if "etag" in resp.headers:  # for a later --if-match; stdout stays the JSON
+        print(f"ETag: {resp.headers['etag']}", file=sys.stderr)
     return 0
 
 
@@ -122,6 +127,11 @@ def _disable_flags(c: argparse.ArgumentParser, what: str) -> None:
                        help=f"{what} gets no new token, and its tokens are revoked")
     group.add_argument("--enable", dest="disabled", action="store_const", const=False,
                        help=f"{what} may get tokens again (revoked tokens stay revoked)")
+
+
+def _if_match_flag(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--if-match", metavar="ETAG", help="only if the record is unchanged since a get or update "
+                   "printed this ETag (on stderr), quotes included; '*': only if it exists. Else HTTP 412")
 
 
 def _list(cmds: Any, name: str, help_text: str, owner: str | None, path: str) -> None:
@@ -248,6 +258,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("tenant", help="the tenant's id")
     c.add_argument("--name", help="new display name")
     _disable_flags(c, "no client or service user of the tenant")
+    _if_match_flag(c)
     c.set_defaults(func=lambda a: _call(a, "PATCH", f"/admin/tenants/{_seg(a.tenant)}", _changes(a, plain=("name",))))
 
     c = cmds.add_parser("update-client", help="change a client's scopes or grant types, disable or enable it")
@@ -256,6 +267,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--scopes", help="its new scopes, " + _LIST_HELP)
     c.add_argument("--grant-types", dest="grant_types", help="its new grant types, " + _LIST_HELP.split(";")[0])
     _disable_flags(c, "the client")
+    _if_match_flag(c)
     c.set_defaults(func=lambda a: _call(a, "PATCH", f"/admin/tenants/{_seg(a.tenant)}/clients/{_seg(a.id)}",
                                         _changes(a, lists=("scopes", "grant_types"))))
 
@@ -267,6 +279,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--org", help="the new org_id")
     c.add_argument("--password", help="a new password (revokes the user's tokens); '-' reads it from stdin")
     _disable_flags(c, "the user")
+    _if_match_flag(c)
     c.set_defaults(func=lambda a: _call(a, "PATCH", f"/admin/tenants/{_seg(a.tenant)}/users/{_seg(a.id)}", {
         **_changes(a, lists=("scopes", "projects"), plain=("org",)),
         **({"password": _password(a.password)} if a.password is not None else {})}))
@@ -276,9 +289,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--scopes", help="the new scopes, " + _LIST_HELP)
     c.add_argument("--projects", help="the new project_ids, " + _LIST_HELP)
     _disable_flags(c, "the service user (all its secrets and keys)")
+    _if_match_flag(c)
     c.set_defaults(func=lambda a: _call(a, "PATCH", f"/admin/service-users/{_seg(a.id)}",
                                         _changes(a, lists=("scopes", "projects"))))
 
     c = cmds.add_parser("delete", help="DELETE an admin path and revoke its tokens, e.g. /admin/service-users/ID")
     c.add_argument("path", help="the admin path, e.g. /admin/tenants/T/users/ID")
+    _if_match_flag(c)
     c.set_defaults(func=lambda a: _call(a, "DELETE", a.path if a.path.startswith("/") else "/" + a.path))

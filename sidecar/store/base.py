@@ -8,6 +8,7 @@ from typing import Any, Literal, Sequence
 
 from authz.errors import Unavailable
 from sidecar.store.records import Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User
+from sidecar.store.revisions import Editable
 
 
 class StoreUnavailable(Unavailable):
@@ -93,7 +94,8 @@ class Store(abc.ABC):
         record = await self.get_refresh(*refresh) if refresh else None
         return LoginState(client, count, blocked, record)
     @abc.abstractmethod
-    async def delete_client(self, client_id: str) -> bool: ...
+    async def delete_client(self, client_id: str, revision: str | None = None) -> bool:
+        """With `revision`: only if the record still has it (see `replace`)."""
     @abc.abstractmethod
     async def create_user(self, user: User) -> None:
         """Raises Conflict when the username is taken in that tenant."""
@@ -102,13 +104,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def find_user(self, tenant: str, username: str) -> User | None: ...
     @abc.abstractmethod
-    async def delete_user(self, user_id: str) -> bool: ...
+    async def delete_user(self, user_id: str, revision: str | None = None) -> bool: ...
     @abc.abstractmethod
     async def put_service_user(self, service_user: ServiceUser) -> None: ...
     @abc.abstractmethod
     async def get_service_user(self, service_user_id: str) -> ServiceUser | None: ...
     @abc.abstractmethod
-    async def delete_service_user(self, service_user_id: str) -> bool: ...
+    async def delete_service_user(self, service_user_id: str, revision: str | None = None) -> bool: ...
     @abc.abstractmethod
     async def put_service_key(self, key: ServiceKey) -> None: ...
     @abc.abstractmethod
@@ -126,6 +128,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def put_user(self, user: User) -> None:
         """Replace an existing user's record; the username does not change."""
+    @abc.abstractmethod
+    async def read_revised(self, kind: Editable, key: str) -> tuple[Any, str] | None:
+        """A tenant, client, user or service user and its revision (sidecar/store/revisions.py)."""
+    @abc.abstractmethod
+    async def replace(self, record: Tenant | Client | User | ServiceUser, revision: str) -> str | None:
+        """Store `record` over the one with its id, atomically, only if that one still has
+        `revision` (it is unchanged since it was read): the new revision. None when it changed
+        or went since: a write never brings a deleted record back. Its owner (tenant, service
+        user) and username stay as they were: the list indexes are not touched."""
 
     # refresh families
     @abc.abstractmethod

@@ -5,10 +5,11 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import time
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from sidecar.store.base import Conflict, Kind, Page, Penalty, Rotation, Store
 from sidecar.store.records import Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User
+from sidecar.store.revisions import KINDS, Editable, ident, revision_of
 
 
 class MemoryStore(Store):
@@ -47,7 +48,9 @@ class MemoryStore(Store):
     async def get_client(self, client_id: str) -> Client | None:
         return self.clients.get(client_id)
 
-    async def delete_client(self, client_id: str) -> bool:
+    async def delete_client(self, client_id: str, revision: str | None = None) -> bool:
+        if not self._still(self.clients, client_id, revision):
+            return False
         return self.clients.pop(client_id, None) is not None
 
     async def create_user(self, user: User) -> None:
@@ -64,7 +67,9 @@ class MemoryStore(Store):
         user_id = self.usernames.get((tenant, username))
         return self.users.get(user_id) if user_id else None
 
-    async def delete_user(self, user_id: str) -> bool:
+    async def delete_user(self, user_id: str, revision: str | None = None) -> bool:
+        if not self._still(self.users, user_id, revision):
+            return False
         user = self.users.pop(user_id, None)
         if user is None:
             return False
@@ -77,7 +82,9 @@ class MemoryStore(Store):
     async def get_service_user(self, service_user_id: str) -> ServiceUser | None:
         return self.service_users.get(service_user_id)
 
-    async def delete_service_user(self, service_user_id: str) -> bool:
+    async def delete_service_user(self, service_user_id: str, revision: str | None = None) -> bool:
+        if not self._still(self.service_users, service_user_id, revision):
+            return False
         return self.service_users.pop(service_user_id, None) is not None
 
     async def put_service_key(self, key: ServiceKey) -> None:
@@ -115,6 +122,30 @@ class MemoryStore(Store):
 
     async def put_user(self, user: User) -> None:
         self.users[user.id] = user
+
+    def _table(self, kind: Editable) -> dict:
+        return {"tenants": self.tenants, "clients": self.clients, "users": self.users,
+                "service_users": self.service_users}[kind]
+
+    @staticmethod
+    def _still(table: dict, key: str, revision: str | None) -> bool:
+        """Whether the record at `key` has `revision` (None: any, or none)."""
+        if revision is None:
+            return True
+        record = table.get(key)
+        return record is not None and revision_of(record) == revision
+
+    async def read_revised(self, kind: Editable, key: str) -> tuple[Any, str] | None:
+        record = self._table(kind).get(key)
+        return (record, revision_of(record)) if record is not None else None
+
+    async def replace(self, record: Tenant | Client | User | ServiceUser, revision: str) -> str | None:
+        # no await inside: atomic with respect to the event loop
+        table, key = self._table(KINDS[type(record)]), ident(record)
+        if not self._still(table, key, revision):  # changed, or gone
+            return None
+        table[key] = record
+        return revision_of(record)
 
     async def put_refresh(self, record: RefreshRecord, access: tuple[str, float]) -> None:
         self.refresh[(record.family, record.digest)] = record

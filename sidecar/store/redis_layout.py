@@ -53,6 +53,17 @@ return {'ok', data}
 # digest is of a server-made 256-bit secret: no one picks it to collide)
 ROTATION_ID = 16
 
+# A conditional write of one admin record (one key: one Cluster slot). KEYS: the record;
+# ARGV: its revision as read (the SHA-1 of its stored bytes, sidecar/store/revisions.py),
+# its new bytes ('' deletes it). 1 done; 0 the record changed or went since (nothing done:
+# a write never brings a deleted record back).
+REPLACE = """
+local now = redis.call('GET', KEYS[1])
+if not now or redis.sha1hex(now) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2]) end
+return 1
+"""
+
 # One failure on a throttle key (a hash: n = count, until = when its delay ends).
 # KEYS: the key; ARGV: now, free, base, cap, window
 FAIL = """

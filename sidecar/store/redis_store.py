@@ -13,6 +13,10 @@ The writes keep them (index entry first, so a crash leaves an entry without a re
 which a list skips and drops, never a record no list shows). Records written before the
 indexes existed are indexed once, by a SCAN of every node, on the first list call
 (`as:ix:built` marks it done).
+
+An admin PATCH (or a DELETE with If-Match) changes a record only if it is unchanged since it
+was read: the REPLACE script compares the SHA-1 of the record's stored bytes with the one
+read (sidecar/store/revisions.py) and writes, in one step, on the record's one key (one slot).
 """
 
 from __future__ import annotations
@@ -31,14 +35,15 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sidecar.store import cluster_trip
+from sidecar.store import cluster_trip, revisions
 from sidecar.store.base import Conflict, Kind, LoginState, Page, Penalty, RefreshKey, Rotation, Store
 from sidecar.store.redis_connect import ERRORS, connect, guard
-from sidecar.store.redis_layout import (CHANNEL, FAIL, INDEXED, RECORDS, ROTATE, ROTATION_ID, P, client_index,
-                                        family_key, index_key, index_of, principal_keys, principal_revoked,
-                                        refresh_key, refresh_record, throttle_key, throttle_reply)
+from sidecar.store.redis_layout import (CHANNEL, FAIL, INDEXED, RECORDS, REPLACE, ROTATE, ROTATION_ID, P,
+                                        client_index, family_key, index_key, index_of, principal_keys,
+                                        principal_revoked, refresh_key, refresh_record, throttle_key, throttle_reply)
 from sidecar.store.records import (Client, RefreshRecord, ServiceKey, ServiceUser, Tenant, User, from_dict,
                                    to_dict)
+from sidecar.store.revisions import Editable
 
 log = logging.getLogger("sidecar.store.redis")
 
@@ -48,6 +53,7 @@ class RedisStore(Store):
         self.r = client
         self._rotate = client.register_script(ROTATE)
         self._fail = client.register_script(FAIL)
+        self._replace = client.register_script(REPLACE)
         self._listener: asyncio.Task | None = None
         # Cluster routes each key to its node: it keeps redis-py's pipelines
         self._lean = isinstance(client, redis.Redis)
@@ -125,7 +131,7 @@ class RedisStore(Store):
         return from_dict(cls, json.loads(raw)) if raw else None
 
     async def _put(self, key: str, record: Any, nx: bool = False) -> bool:
-        return bool(await self.r.set(key, json.dumps(to_dict(record)), nx=nx))
+        return bool(await self.r.set(key, revisions.stored(record), nx=nx))  # the bytes its revision names
 
     @guard
     async def create_tenant(self, tenant: Tenant) -> None:
@@ -146,11 +152,16 @@ class RedisStore(Store):
     async def get_client(self, client_id: str) -> Client | None:
         return await self._get(f"{P}client:{client_id}", Client)
 
+    async def _delete(self, key: str, revision: str | None) -> bool:
+        if revision is None:
+            return bool(await self.r.delete(key))
+        return bool(await self._replace(keys=[key], args=[revision, ""]))
+
     @guard
-    async def delete_client(self, client_id: str) -> bool:
+    async def delete_client(self, client_id: str, revision: str | None = None) -> bool:
         client = await self.get_client(client_id)
-        deleted = bool(await self.r.delete(f"{P}client:{client_id}"))
-        if client:
+        deleted = await self._delete(f"{P}client:{client_id}", revision)
+        if client and (deleted or revision is None):
             await self.r.zrem(client_index(client), client_id)
         return deleted
 
@@ -171,11 +182,12 @@ class RedisStore(Store):
         return await self.get_user(user_id.decode()) if user_id else None
 
     @guard
-    async def delete_user(self, user_id: str) -> bool:
+    async def delete_user(self, user_id: str, revision: str | None = None) -> bool:
         user = await self.get_user(user_id)
         if user is None:
             return False
-        await self.r.delete(f"{P}user:{user_id}")
+        if not await self._delete(f"{P}user:{user_id}", revision) and revision is not None:
+            return False  # it changed since: it stays, and so does its username
         await self.r.delete(f"{P}username:{user.tenant}:{user.username}")
         await self.r.zrem(index_key("users", user.tenant), user_id)
         return True
@@ -190,10 +202,10 @@ class RedisStore(Store):
         return await self._get(f"{P}su:{service_user_id}", ServiceUser)
 
     @guard
-    async def delete_service_user(self, service_user_id: str) -> bool:
+    async def delete_service_user(self, service_user_id: str, revision: str | None = None) -> bool:
         su = await self.get_service_user(service_user_id)
-        deleted = bool(await self.r.delete(f"{P}su:{service_user_id}"))
-        if su:
+        deleted = await self._delete(f"{P}su:{service_user_id}", revision)
+        if su and (deleted or revision is None):
             await self.r.zrem(index_key("service_users", su.tenant), service_user_id)
         return deleted
 
@@ -265,6 +277,18 @@ class RedisStore(Store):
     @guard
     async def put_user(self, user: User) -> None:
         await self._put(f"{P}user:{user.id}", user)
+
+    @guard
+    async def read_revised(self, kind: Editable, key: str) -> tuple[Any, str] | None:
+        prefix, cls = RECORDS[kind]
+        raw = await self.r.get(prefix + key)
+        return (from_dict(cls, json.loads(raw)), revisions.revision(raw)) if raw else None
+
+    @guard
+    async def replace(self, record: Tenant | Client | User | ServiceUser, revision: str) -> str | None:
+        data = revisions.stored(record)
+        key = RECORDS[revisions.KINDS[type(record)]][0] + revisions.ident(record)
+        return revisions.revision(data) if await self._replace(keys=[key], args=[revision, data]) else None
 
     @guard
     async def put_refresh(self, record: RefreshRecord, access: tuple[str, float]) -> None:

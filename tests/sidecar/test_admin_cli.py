@@ -1,5 +1,6 @@
-"""`auth-sidecar admin` against the real server: reads and updates print JSON, and every
-failure (refused token, unknown id, refused value, nothing listening) is one line on stderr
+"""`auth-sidecar admin` against the real server: reads and updates print JSON (and the
+record's ETag on stderr, for --if-match), and every failure (refused token, unknown id,
+refused value, a record changed since its ETag, nothing listening) is one line on stderr
 with exit code 1. Every admin command and flag says what it is for."""
 
 from __future__ import annotations
@@ -59,6 +60,20 @@ def test_reads_and_updates_print_json(server):
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert login(server.http, app, password="from stdin 123").status_code == 200
+
+
+def test_if_match_updates_only_the_record_as_read(server):
+    app = server.admin.app()
+    read = cli(server.http, "get-client", app.tenant, app.client_id)
+    etag = read.stderr.removeprefix("ETag: ").strip()  # stdout stays the JSON
+    assert json.loads(read.stdout)["client_id"] == app.client_id and etag.startswith('"')
+    done = cli(server.http, "update-client", "--scopes", "read", "--if-match", etag, "--", app.tenant, app.client_id)
+    assert done.returncode == 0 and json.loads(done.stdout)["scopes"] == ["read"], done.stderr
+    one_line_failure(cli(server.http, "update-client", "--disable", "--if-match", etag, "--", app.tenant,
+                         app.client_id), "HTTP 412", "has changed")
+    one_line_failure(cli(server.http, "delete", f"/admin/tenants/{app.tenant}/clients/{app.client_id}",
+                         "--if-match", etag), "HTTP 412")
+    assert json.loads(cli(server.http, "get-client", app.tenant, app.client_id).stdout)["disabled"] is False
 
 
 def test_a_wrong_token_is_one_line(server):

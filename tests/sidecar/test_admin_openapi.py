@@ -27,7 +27,16 @@ def server(tmp_path_factory):
     assert "Traceback" not in s.logs(), s.logs()[-3000:]
 
 
+# a PATCH or DELETE whose If-Match names no ETag of the record is refused with 412, whatever
+# the schema: the record's state decides, as it does for an unknown id (404)
+CONFIG = """
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]
+"""
+
+
 def test_schemathesis_finds_nothing(server, tmp_path):
+    (tmp_path / "schemathesis.toml").write_text(CONFIG)  # found in the working directory
     done = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", f"{server.http}/openapi.json", "--url", server.http,
          "--checks", "all", "--header", f"Authorization: Bearer {ADMIN_TOKEN}",

@@ -1,16 +1,18 @@
 """The stores' admin lists on a real Redis and a real Redis Cluster (and the memory store):
 pages in id order that visit every record once, deletes that leave the lists, records written
-before the list indexes existed found by the one-time backfill, and an index entry whose
-record is gone skipped and dropped."""
+before the list indexes existed found by the one-time backfill, an index entry whose
+record is gone skipped and dropped, and the conditional writes under admin PATCH and DELETE."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
 
 import pytest
 
+from sidecar.store import revisions
 from sidecar.store.memory import MemoryStore
 from sidecar.store.records import Client, ServiceKey, ServiceUser, Tenant, User, to_dict
 from sidecar.store.redis_store import RedisStore
@@ -110,3 +112,38 @@ async def test_an_index_entry_without_its_record_is_skipped_and_dropped(redis_st
     page = await redis_store.list_page("clients", tenant, 10)
     assert [c.client_id for c in page.items] == [kept.client_id] and page.after is None
     assert await redis_store.r.zscore(f"as:ix:{{{tenant}}}:clients", "a-gone-client") is None
+
+
+async def test_replace_writes_only_a_record_unchanged_since_it_was_read(store):
+    """The conditional write under every admin PATCH: a stale revision changes nothing, a
+    deleted record stays deleted, and the revision names the stored record (the same on every
+    store; a record written by an older version reads back with one too)."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    await store.create_tenant(Tenant(tenant, "T", time.time()))
+    c = client(tenant, 1)
+    await store.put_client(c)
+    got, revision = await store.read_revised("clients", c.client_id)
+    assert got == c and revision == revisions.revision_of(c)
+
+    one = await store.replace(dataclasses.replace(got, scopes=("a",)), revision)
+    assert one is not None and one != revision
+    assert await store.replace(dataclasses.replace(got, disabled=True), revision) is None  # stale: lost to `one`
+    assert (await store.get_client(c.client_id)).scopes == ("a",) and not (await store.get_client(c.client_id)).disabled
+    assert await store.read_revised("clients", c.client_id) == (dataclasses.replace(c, scopes=("a",)), one)
+
+    assert not await store.delete_client(c.client_id, revision)  # a stale revision deletes nothing
+    assert await store.get_client(c.client_id) is not None
+    assert await store.delete_client(c.client_id, one)
+    assert await store.replace(dataclasses.replace(got, scopes=("b",)), one) is None  # no resurrection
+    assert await store.get_client(c.client_id) is None and await store.read_revised("clients", c.client_id) is None
+    assert c.client_id not in [x.client_id for x in (await store.list_page("clients", tenant, 10)).items]
+
+    user = User(str(uuid.uuid4()), tenant, "carol", "h", time.time())
+    await store.create_user(user)
+    _, user_revision = await store.read_revised("users", user.id)
+    await store.replace(dataclasses.replace(user, scopes=("x",)), user_revision)
+    assert not await store.delete_user(user.id, user_revision)
+    assert await store.find_user(tenant, "carol") is not None  # its username stays with it
+    tenant_record, tenant_revision = await store.read_revised("tenants", tenant)
+    assert await store.replace(dataclasses.replace(tenant_record, disabled=True), tenant_revision)
+    assert (await store.get_tenant(tenant)).disabled

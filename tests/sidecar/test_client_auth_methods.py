@@ -52,14 +52,15 @@ def test_settings_that_do_not_fit_together_are_refused(svc):
         r = svc.admin.http.post(clients, json={"name": "x", **body})
         assert r.status_code == 400 and r.json()["error"] == "invalid_request", (body, r.text)
         assert words in r.json()["error_description"], (body, r.text)
-    # a PATCH that would break the same rules is refused and changes nothing
+    # a PATCH that would break the same rules with the client as stored is refused (409: its
+    # body is well formed, the client's state rules it out) and changes nothing
     public = svc.admin.post(clients, {"name": "spa", "grant_types": ["password"], "token_endpoint_auth_method": "none"})
     r = svc.admin.http.patch(f"{clients}/{public['client_id']}", json={"grant_types": ["client_credentials"]})
-    assert r.status_code == 400 and "public client" in r.json()["error_description"], r.text
+    assert r.status_code == 409 and "public client" in r.json()["error_description"], r.text
     held = svc.admin.post(clients, {"name": "h", "refresh_policy": "held",
                                     "grant_types": ["password", "urn:auth-sidecar:grant-type:held-refresh"]})
     r = svc.admin.http.patch(f"{clients}/{held['client_id']}", json={"grant_types": ["password"]})
-    assert r.status_code == 400 and "held" in r.json()["error_description"], r.text
+    assert r.status_code == 409 and "held" in r.json()["error_description"], r.text
     assert svc.admin.http.get(f"{clients}/{public['client_id']}").json()["grant_types"] == ["password"]
     assert svc.admin.http.get(f"{clients}/{held['client_id']}").json()["grant_types"] == [
         "password", "urn:auth-sidecar:grant-type:held-refresh"]
