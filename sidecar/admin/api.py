@@ -324,7 +324,10 @@ class AdminApi:
         changes = {k: (tuple(v) if isinstance(v, list) else v) for k, v in body.model_dump(
             include=body.model_fields_set).items()}
         updated = dataclasses.replace(client, **changes)
-        problem = grant_conflict(updated.grant_types, updated.refresh_policy, updated.token_endpoint_auth_method)
+        # only grant_types can bring a conflict (the other fields it weighs are not patchable): a client
+        # stored before a rule existed can still be disabled or have its scopes changed
+        problem = grant_conflict(updated.grant_types, updated.refresh_policy,
+                                 updated.token_endpoint_auth_method) if "grant_types" in changes else None
         if problem:
             raise AdminError(400, "invalid_request", problem)
         await self.store.put_client(updated)

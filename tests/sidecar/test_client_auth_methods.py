@@ -9,6 +9,8 @@ import httpx
 
 from tests.support.oauth import App
 
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
 
 def _token(svc, data: dict, auth=None) -> httpx.Response:
     return httpx.post(svc.http + "/oauth/token", data=data, auth=auth)
@@ -63,6 +65,27 @@ def test_settings_that_do_not_fit_together_are_refused(svc):
     assert svc.admin.http.get(f"{clients}/{public['client_id']}").json()["grant_types"] == ["password"]
     assert svc.admin.http.get(f"{clients}/{held['client_id']}").json()["grant_types"] == [
         "password", "urn:auth-sidecar:grant-type:held-refresh"]
+
+
+def test_a_public_client_may_not_have_the_token_exchange_grant(svc):
+    """RFC 8693 exchanges need an authenticated client here (the grant refuses a public one): the
+    admin API refuses the pairing up front, at creation and on a PATCH, as for client_credentials."""
+    tenant = svc.admin.app().tenant
+    clients = f"/admin/tenants/{tenant}/clients"
+    r = svc.admin.http.post(clients, json={"name": "spa", "token_endpoint_auth_method": "none",
+                                           "grant_types": ["password", EXCHANGE]})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+    assert "public client" in r.json()["error_description"] and EXCHANGE in r.json()["error_description"], r.text
+    assert [c for c in svc.admin.http.get(clients).json()["items"] if c["name"] == "spa"] == []
+    public = svc.admin.post(clients, {"name": "spa", "grant_types": ["password"], "token_endpoint_auth_method": "none"})
+    r = svc.admin.http.patch(f"{clients}/{public['client_id']}", json={"grant_types": ["password", EXCHANGE]})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+    assert EXCHANGE in r.json()["error_description"], r.text
+    assert svc.admin.http.get(f"{clients}/{public['client_id']}").json()["grant_types"] == ["password"]
+    # a client that authenticates may have it, by creation or by a PATCH
+    confidential = svc.admin.post(clients, {"name": "api", "grant_types": [EXCHANGE]})
+    r = svc.admin.http.patch(f"{clients}/{confidential['client_id']}", json={"grant_types": ["password", EXCHANGE]})
+    assert r.status_code == 200 and r.json()["grant_types"] == ["password", EXCHANGE], r.text
 
 
 def test_dpop_and_exchange_settings_read_back_and_patch(svc):
