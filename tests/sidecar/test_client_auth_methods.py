@@ -5,8 +5,13 @@ admin API refuses settings that do not fit together, at creation and on a PATCH.
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+import dataclasses
 
+import httpx
+import pytest
+
+from sidecar.store.redis_store import RedisStore
 from tests.support.oauth import App
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -100,3 +105,33 @@ def test_dpop_and_exchange_settings_read_back_and_patch(svc):
                                                                   "dpop_bound_access_tokens": False})
     assert r.status_code == 200 and r.json()["exchange_audiences"] == ["service-b", "service-c"], r.text
     assert r.json()["dpop_bound_access_tokens"] is False
+
+
+# Redis only (the record is written into the store), and last in the module: earlier, this
+# indirect parameter makes pytest start the module's sidecars twice
+@pytest.mark.parametrize("svc", ["redis"], indirect=True)
+def test_a_stored_client_that_breaks_a_later_rule_can_still_be_patched(svc):
+    """Only a PATCH of grant_types is checked: a public client stored with the token exchange
+    before the admin API refused it (written here straight into Redis) can still be disabled,
+    the grant itself refuses it, and a PATCH of its grant_types must drop the exchange."""
+    app: App = svc.admin.app(token_endpoint_auth_method="none")
+    path = f"/admin/tenants/{app.tenant}/clients/{app.client_id}"
+
+    async def add_exchange() -> None:
+        store = RedisStore.from_url(svc.env["AUTH_SIDECAR_STORE_URL"])
+        try:
+            client = await store.get_client(app.client_id)
+            await store.put_client(dataclasses.replace(client, grant_types=(*client.grant_types, EXCHANGE)))
+        finally:
+            await store.close()
+    asyncio.run(add_exchange())
+    assert EXCHANGE in svc.admin.http.get(path).json()["grant_types"]
+    r = _token(svc, {"grant_type": EXCHANGE, "client_id": app.client_id, "subject_token": "x",
+                     "subject_token_type": "urn:ietf:params:oauth:token-type:access_token"})
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client", r.text
+    r = svc.admin.http.patch(path, json={"disabled": True})
+    assert r.status_code == 200 and r.json()["disabled"] is True, r.text
+    r = svc.admin.http.patch(path, json={"grant_types": ["password", EXCHANGE]})
+    assert r.status_code == 400 and EXCHANGE in r.json()["error_description"], r.text
+    r = svc.admin.http.patch(path, json={"grant_types": ["password"]})
+    assert r.status_code == 200 and r.json()["grant_types"] == ["password"], r.text
