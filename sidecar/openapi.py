@@ -212,10 +212,11 @@ def _admin_paths() -> dict[str, Any]:
                     {"if": {"properties": {"token_endpoint_auth_method": {"const": "self_signed_tls_client_auth"}},
                             "required": ["token_endpoint_auth_method"]},
                      "then": {"properties": {"jwks": {"type": "object"}}, "required": ["jwks"]}},
-                    # a public client has no secret to prove client_credentials with
+                    # a public client has no secret to prove client_credentials or a token exchange with
                     {"if": {"properties": {"token_endpoint_auth_method": {"const": "none"}},
                             "required": ["token_endpoint_auth_method"]},
-                     "then": {"properties": {"grant_types": {"not": {"contains": {"const": "client_credentials"}}}}}}]},
+                     "then": {"properties": {"grant_types": {"not": {"contains": {
+                         "enum": ["client_credentials", TOKEN_EXCHANGE]}}}}}}]},
                 _obj({"client_id": _S, "client_secret": _S}, ["client_id"]),
                 conflict="a client with that client_id exists")},
         t + "/clients/{client_id}": {

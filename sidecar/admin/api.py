@@ -418,7 +418,10 @@ class AdminApi:
 
         def change(client: Client) -> Client:
             updated = dataclasses.replace(client, **changes)
-            problem = grant_conflict(updated.grant_types, updated.refresh_policy, updated.token_endpoint_auth_method)
+            # only grant_types can bring a conflict (the other fields it weighs are not patchable): a
+            # client stored before a rule existed can still be disabled or have its scopes changed
+            problem = grant_conflict(updated.grant_types, updated.refresh_policy,
+                                     updated.token_endpoint_auth_method) if "grant_types" in changes else None
             if problem:  # the body is well formed; the client as stored rules it out
                 raise AdminError(409, "conflict", f"grant_types: {problem} (the client as stored)")
             return updated

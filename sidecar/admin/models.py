@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from sidecar.oauth.grants import GRANTS
 from sidecar.oauth.grants.base import HELD_REFRESH
+from sidecar.oauth.grants.token_exchange import TOKEN_EXCHANGE
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a tenant id
 # names, titles, usernames, org and project ids: no control characters, nothing blank at either end
@@ -131,6 +132,10 @@ def grant_conflict(grant_types: Any, refresh_policy: str, auth_method: str) -> s
         return f"refresh_policy held needs the grant type {HELD_REFRESH}"
     if auth_method == "none" and "client_credentials" in grant_types:
         return "a public client (token_endpoint_auth_method none) may not use client_credentials"
+    if auth_method == "none" and TOKEN_EXCHANGE in grant_types:
+        # the grant refuses it (token_exchange.py): its id alone would turn any user's token into others
+        return (f"a public client (token_endpoint_auth_method none) may not use {TOKEN_EXCHANGE}: "
+                "token exchange needs an authenticated client")
     return None
 
 

@@ -35,7 +35,11 @@ def envoy_config(sidecar: Sidecar, upstream: EchoUpstream, grpc_listener: int, h
 
 
 def start_stack(tmp: Path, env: dict[str, str], args: list[str] | None = None) -> Stack:
-    sidecar = Sidecar(env=env, args=args, tmp=tmp).start()
+    return stack_around(Sidecar(env=env, args=args, tmp=tmp).start(), tmp)
+
+
+def stack_around(sidecar: Sidecar, tmp: Path) -> Stack:
+    """Envoy and the echo upstream in front of a sidecar already started (admin_sidecar's)."""
     upstream = EchoUpstream().start()
     grpc_listener, http_listener = free_port(), free_port()
     envoy = Envoy(envoy_config(sidecar, upstream, grpc_listener, http_listener), tmp).start()

@@ -14,10 +14,9 @@ import requests
 from requests_oauth2client import DPoPKey, DPoPToken, OAuth2Client
 
 from authz.dpop import b64url_sha256
-from authz.keys import write_new_key
 from tests.e2e.conftest import envoy_config
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.net import free_port
-from tests.support.oauth import ADMIN_TOKEN, Admin
 from tests.support.processes import EchoUpstream, Envoy, Sidecar
 
 
@@ -33,14 +32,12 @@ def dpop_envoy_config(sidecar: Sidecar, upstream: EchoUpstream, grpc_listener: i
 def dpop_stack(tmp_path_factory, envoy_path, redis_server):
     """One sidecar replica behind Envoy, a second replica on the same Redis and keys."""
     tmp = tmp_path_factory.mktemp("dpop")
-    write_new_key(tmp / "keys")
-    env = {"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-           "AUTH_SIDECAR_STORE_URL": redis_server.url.replace("/0", "/5")}
-    sidecar, replica = Sidecar(env=env, tmp=tmp).start(), Sidecar(env=env, tmp=tmp).start()
+    store = redis_server.url.replace("/0", "/5")
+    sidecar = admin_sidecar(tmp, store_url=store)
+    replica = admin_sidecar(tmp, store_url=store, keys=tmp / "keys")
     upstream = EchoUpstream().start()
     grpc_listener, http_listener = free_port(), free_port()
     envoy = Envoy(dpop_envoy_config(sidecar, upstream, grpc_listener, http_listener), tmp).start()
-    sidecar.admin = Admin(sidecar.http)
     yield {"sidecar": sidecar, "replica": replica, "grpc": f"http://127.0.0.1:{grpc_listener}",
            "http": f"http://127.0.0.1:{http_listener}"}
     envoy.stop()
@@ -204,11 +201,7 @@ def test_hostile_dpop_headers_answer_401_fast_and_others_keep_being_served(dpop_
 @pytest.fixture(scope="module")
 def nonce_stack(tmp_path_factory, envoy_path):
     tmp = tmp_path_factory.mktemp("dpop-nonce")
-    write_new_key(tmp / "keys")
-    sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                           "AUTH_SIDECAR_DPOP__NONCES": "true", "AUTH_SIDECAR_DPOP__NONCE_SECRET": "n" * 32},
-                      tmp=tmp).start()
-    sidecar.admin = Admin(sidecar.http)
+    sidecar = admin_sidecar(tmp, {"AUTH_SIDECAR_DPOP__NONCES": "true", "AUTH_SIDECAR_DPOP__NONCE_SECRET": "n" * 32})
     upstream = EchoUpstream().start()
     grpc_listener, http_listener = free_port(), free_port()
     envoy = Envoy(dpop_envoy_config(sidecar, upstream, grpc_listener, http_listener), tmp).start()

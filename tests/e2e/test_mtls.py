@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from requests_oauth2client import InvalidClient, OAuth2Client
 
-from authz.keys import write_new_key
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.net import free_port
 from tests.support.oauth import ADMIN_TOKEN
 from tests.support.processes import ROOT, EchoUpstream, Envoy, Sidecar
@@ -134,9 +134,7 @@ class Stack:
 def stack(tmp_path_factory, envoy_path):
     tmp = tmp_path_factory.mktemp("mtls")
     pki = make_pki(tmp)
-    write_new_key(tmp / "keys")
-    sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                           "AUTH_SIDECAR_TRUSTED_PROXY_HOPS": "1"}, tmp=tmp).start()
+    sidecar = admin_sidecar(tmp, {"AUTH_SIDECAR_TRUSTED_PROXY_HOPS": "1"})
     upstream = EchoUpstream().start()
     ports = [free_port() for _ in range(4)]
     config = _swap(envoy_config_from_docs(),
@@ -327,8 +325,7 @@ def test_secret_client_asking_for_bound_tokens(stack, admin):
 
 def test_xfcc_is_ignored_when_no_proxy_is_trusted(stack, bound_token, tmp_path):
     """trusted_proxy_hops 0: whoever reaches the sidecar can write XFCC; it authenticates nothing."""
-    keys = stack.sidecar.env["AUTH_SIDECAR_KEYS_DIR"]
-    direct = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": keys, "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN}, tmp=tmp_path).start()
+    direct = admin_sidecar(tmp_path, keys=Path(stack.sidecar.env["AUTH_SIDECAR_KEYS_DIR"]))
     try:
         a = stack.pki.a
         forged = {"x-forwarded-client-cert": f'Hash={hashlib.sha256(a.der).hexdigest()};Subject="{a.subject}"'}

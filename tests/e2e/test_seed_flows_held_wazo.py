@@ -8,9 +8,9 @@ import uuid
 import httpx
 import pytest
 
-from authz.keys import write_new_key
-from tests.e2e.conftest import start_stack, stop_stack
-from tests.support.oauth import ADMIN_TOKEN, Admin, login
+from tests.e2e.conftest import stack_around, stop_stack
+from tests.support.admin_sidecar import admin_sidecar
+from tests.support.oauth import login
 
 API = "/api/auth/0.1"
 HELD = "urn:auth-sidecar:grant-type:held-refresh"
@@ -19,9 +19,7 @@ HELD = "urn:auth-sidecar:grant-type:held-refresh"
 @pytest.fixture(scope="module")
 def seeds_stack(tmp_path_factory, envoy_path):
     tmp = tmp_path_factory.mktemp("seeds-held-wazo")
-    write_new_key(tmp / "keys")
-    s = start_stack(tmp, {"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                          "AUTH_SIDECAR_WAZO_API__ENABLED": "true"})
+    s = stack_around(admin_sidecar(tmp, {"AUTH_SIDECAR_WAZO_API__ENABLED": "true"}), tmp)
     yield s
     stop_stack(s)
 
@@ -31,7 +29,7 @@ def test_wazo_tokens_through_envoy(seeds_stack, listener):
     s = seeds_stack
     url = s.grpc_url if listener == "grpc" else s.http_url
     client_id = f"example-{uuid.uuid4().hex[:8]}"
-    app = Admin(s.sidecar.http).app(refresh_policy="offline", client_id=client_id)
+    app = s.sidecar.admin.app(refresh_policy="offline", client_id=client_id)
     created = httpx.post(s.sidecar.http + API + "/token", auth=(app.username, app.password),
                          json={"client_id": client_id, "access_type": "offline"})
     assert created.status_code == 200, created.text
@@ -49,7 +47,7 @@ def test_wazo_tokens_through_envoy(seeds_stack, listener):
 def test_held_refresh_through_envoy(seeds_stack, listener):
     s = seeds_stack
     url = s.grpc_url if listener == "grpc" else s.http_url
-    app = Admin(s.sidecar.http).app(grant_types=("password", HELD), refresh_policy="held")
+    app = s.sidecar.admin.app(grant_types=("password", HELD), refresh_policy="held")
     first = login(s.sidecar.http, app).json()["access_token"]
     traded = httpx.post(s.sidecar.http + "/oauth/token", auth=(app.client_id, app.client_secret),
                         data={"grant_type": HELD, "access_token": first})

@@ -18,10 +18,11 @@ import jwt
 import pytest
 from requests_oauth2client import EndpointError, OAuth2Client
 
-from authz.keys import KeyRing, write_new_key
-from tests.e2e.conftest import Stack, start_stack, stop_stack
+from authz.keys import KeyRing
+from tests.e2e.conftest import Stack, stack_around, stop_stack
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.jwks_server import IssuerKey, JwksServer
-from tests.support.oauth import ADMIN_TOKEN, Admin, App, login
+from tests.support.oauth import App, login
 from tests.support.tokens import sign
 
 ISSUER = "http://127.0.0.1:8080"
@@ -62,23 +63,19 @@ class World:
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def world(request, tmp_path_factory, envoy_path):
     tmp = tmp_path_factory.mktemp(f"exchange-{request.param}")
-    keys = tmp / "keys"
-    write_new_key(keys)
     idp = JwksServer()
     idp.keys.append(IssuerKey())
-    env = {"AUTH_SIDECAR_KEYS_DIR": str(keys), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-           # this sidecar fronts services B and C: it accepts tokens meant for them
-           "AUTH_SIDECAR_AUDIENCES": ",".join([ISSUER, "service-b", "service-c", "service-d"]),
+    # this sidecar fronts services B and C: it accepts tokens meant for them
+    env = {"AUTH_SIDECAR_AUDIENCES": ",".join([ISSUER, "service-b", "service-c", "service-d"]),
            "AUTH_SIDECAR_ROUTES": json.dumps([{"path_prefix": "/service-b", "audience": "service-b"},
                                               {"path_prefix": "/service-c", "audience": "service-c"}]),
            "AUTH_SIDECAR_TRUSTED_ISSUERS": json.dumps([{"issuer": IDP, "jwks_uri": idp.uri,
                                                         "audiences": [IDP_AUD]}]),
            "AUTH_SIDECAR_LOGIN_SOURCE_MAX_FAILURES": "100000"}
-    if request.param == "redis":
-        env["AUTH_SIDECAR_STORE_URL"] = request.getfixturevalue("redis_server").url
-    stack = start_stack(tmp, env)
+    store = request.getfixturevalue("redis_server").url if request.param == "redis" else None
+    stack = stack_around(admin_sidecar(tmp, env, store_url=store), tmp)
     try:
-        admin = Admin(stack.sidecar.http)
+        admin = stack.sidecar.admin
         app = admin.app(grant_types=("password", "refresh_token"), scopes=("read", "write"))
         clients = f"/admin/tenants/{app.tenant}/clients"
         a = admin.post(clients, {"name": "service-a", "grant_types": [EXCHANGE], "scopes": ["read", "write"],
@@ -86,7 +83,7 @@ def world(request, tmp_path_factory, envoy_path):
         b = admin.post(clients, {"name": "service-b", "grant_types": [EXCHANGE], "scopes": ["read"],
                                  "exchange_audiences": ["service-c"]})
         url = stack.sidecar.http + "/oauth/token"  # testing: loopback http is fine
-        yield World(stack, KeyRing.from_dir(str(keys)), idp, app,
+        yield World(stack, KeyRing.from_dir(str(tmp / "keys")), idp, app,
                     OAuth2Client(url, auth=(a["client_id"], a["client_secret"]), testing=True), a["client_id"],
                     OAuth2Client(url, auth=(b["client_id"], b["client_secret"]), testing=True), b["client_id"])
     finally:

@@ -28,7 +28,7 @@ def svc(request, tmp_path_factory):
     if request.param != "memory":
         server = request.getfixturevalue("redis_server" if request.param == "redis" else "redis_cluster")
         env, args = {"AUTH_SIDECAR_STORE_URL": server.url}, ["--workers", "2"]
-    sidecar = admin_sidecar(tmp_path_factory.mktemp(f"cas-{request.param}"), env, args)
+    sidecar = admin_sidecar(tmp_path_factory.mktemp(f"cas-{request.param}"), env, args=args)
     yield sidecar
     sidecar.stop()
     assert "Traceback" not in sidecar.logs(), sidecar.logs()[-3000:]

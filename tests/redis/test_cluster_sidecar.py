@@ -10,10 +10,9 @@ import httpx
 import jwt
 import pytest
 
-from authz.keys import write_new_key
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.net import wait_until
-from tests.support.oauth import ADMIN_TOKEN, Admin, authz, login, refresh
-from tests.support.processes import Sidecar
+from tests.support.oauth import authz, login, refresh
 
 pytestmark = pytest.mark.redis
 GRACE = 2.0
@@ -21,13 +20,9 @@ GRACE = 2.0
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory, redis_cluster):
-    tmp = tmp_path_factory.mktemp("cluster-svc")
-    write_new_key(tmp / "keys")
-    sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                           "AUTH_SIDECAR_STORE_URL": redis_cluster.url,
-                           "AUTH_SIDECAR_REFRESH__REUSE_GRACE_SECONDS": str(GRACE)},
-                      args=["--workers", "2"], tmp=tmp).start()
-    sidecar.admin = Admin(sidecar.http)
+    sidecar = admin_sidecar(tmp_path_factory.mktemp("cluster-svc"),
+                            {"AUTH_SIDECAR_REFRESH__REUSE_GRACE_SECONDS": str(GRACE)},
+                            store_url=redis_cluster.url, args=["--workers", "2"])
     yield sidecar
     sidecar.stop()
     logs = sidecar.logs()

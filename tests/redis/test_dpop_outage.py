@@ -18,22 +18,28 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from requests_oauth2client import OAuth2Client
 
 from authz.dpop import b64url_sha256
-from authz.keys import write_new_key
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.net import wait_until
-from tests.support.oauth import ADMIN_TOKEN, Admin
-from tests.support.processes import Sidecar
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
 
-def test_redis_down_denies_dpop_checks_with_503(tmp_path, redis_server_path):
-    redis = RedisServer(tmp_path / "redis", redis_server_path).start()
-    write_new_key(tmp_path / "keys")
-    sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp_path / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                           "AUTH_SIDECAR_STORE_URL": redis.url}, tmp=tmp_path).start()
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory, redis_server_path):
+    """One Redis and a sidecar on it for both tests: each ends with Redis answering again."""
+    tmp = tmp_path_factory.mktemp("dpop-outage")
+    redis = RedisServer(tmp / "redis", redis_server_path).start()
+    sidecar = admin_sidecar(tmp, store_url=redis.url)
+    yield redis, sidecar
+    sidecar.stop()
+    redis.stop()
+
+
+def test_redis_down_denies_dpop_checks_with_503(outage):
+    redis, sidecar = outage
     try:
-        app = Admin(sidecar.http).app()
+        app = sidecar.admin.app()
         token = OAuth2Client(sidecar.http + "/oauth/token", auth=(app.client_id, app.client_secret),
                              testing=True).resource_owner_password(app.username, app.password, dpop=True)
 
@@ -50,18 +56,15 @@ def test_redis_down_denies_dpop_checks_with_503(tmp_path, redis_server_path):
         wait_until(lambda: check().status_code == 200, 10, "Redis back")
         assert "Traceback" not in sidecar.logs()
     finally:
-        sidecar.stop()
-        redis.stop()
+        if redis.proc.poll() is not None:
+            redis.start()
 
 
-def test_a_stalled_redis_denies_dpop_checks_within_the_replay_timeout(tmp_path, redis_server_path):
-    redis = RedisServer(tmp_path / "redis", redis_server_path).start()
-    write_new_key(tmp_path / "keys")
-    sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp_path / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                           "AUTH_SIDECAR_STORE_URL": redis.url}, tmp=tmp_path).start()
+def test_a_stalled_redis_denies_dpop_checks_within_the_replay_timeout(outage):
+    redis, sidecar = outage
     channel = grpc.insecure_channel(sidecar.grpc)
     try:
-        app = Admin(sidecar.http).app()
+        app = sidecar.admin.app()
         token = OAuth2Client(sidecar.http + "/oauth/token", auth=(app.client_id, app.client_secret),
                              testing=True).resource_owner_password(app.username, app.password, dpop=True)
         ath = b64url_sha256(token.access_token)
@@ -92,5 +95,3 @@ def test_a_stalled_redis_denies_dpop_checks_within_the_replay_timeout(tmp_path, 
         assert grpc_check() == 200
     finally:
         channel.close()
-        sidecar.stop()
-        redis.stop()

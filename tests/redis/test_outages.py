@@ -12,23 +12,15 @@ import time
 import httpx
 import pytest
 
-from authz.keys import write_new_key
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.net import wait_until
-from tests.support.oauth import ADMIN_TOKEN, Admin, authz
+from tests.support.oauth import authz
 from tests.support.processes import Sidecar
 from tests.support.redis_load import RefreshChains
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 CHAINS = 4
-
-
-def sidecar_on(url: str, tmp) -> Sidecar:
-    write_new_key(tmp / "keys")
-    sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                           "AUTH_SIDECAR_STORE_URL": url}, tmp=tmp).start()
-    sidecar.admin = Admin(sidecar.http)
-    return sidecar
 
 
 def readyz(sidecar: Sidecar) -> int:
@@ -52,7 +44,7 @@ def continue_after(load: RefreshChains, sidecar: Sidecar, more: int = 3) -> None
 
 def test_a_stalled_redis_breaks_no_chain(tmp_path, redis_server_path):
     redis = RedisServer(tmp_path / "redis", redis_server_path).start()
-    sidecar = sidecar_on(redis.url, tmp_path)
+    sidecar = admin_sidecar(tmp_path, store_url=redis.url)
     try:
         load = RefreshChains(sidecar.http, [sidecar.admin.app() for _ in range(CHAINS)]).start()
         wait_until(lambda: min(load.rotations()) >= 3, 15, "chains rotating")
@@ -70,7 +62,7 @@ def test_a_stalled_redis_breaks_no_chain(tmp_path, redis_server_path):
 
 
 def test_sentinel_failover_under_a_refresh_load(tmp_path, redis_sentinel):
-    sidecar = sidecar_on(redis_sentinel.url, tmp_path)
+    sidecar = admin_sidecar(tmp_path, store_url=redis_sentinel.url)
     try:
         load = RefreshChains(sidecar.http, [sidecar.admin.app() for _ in range(CHAINS)]).start()
         wait_until(lambda: min(load.rotations()) >= 3, 15, "chains rotating")
@@ -89,7 +81,7 @@ def test_sentinel_failover_under_a_refresh_load(tmp_path, redis_sentinel):
 
 def test_redis_down_is_503_with_retry_after_everywhere(tmp_path, redis_server_path):
     redis = RedisServer(tmp_path / "redis", redis_server_path).start()
-    sidecar = sidecar_on(redis.url, tmp_path)
+    sidecar = admin_sidecar(tmp_path, store_url=redis.url)
     try:
         app = sidecar.admin.app()
         tokens = httpx.post(sidecar.http + "/oauth/token", auth=(app.client_id, app.client_secret),

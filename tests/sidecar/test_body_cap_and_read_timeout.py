@@ -13,20 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authz.keys import write_new_key
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.net import wait_until
 from tests.support.oauth import ADMIN_TOKEN
-from tests.support.processes import Sidecar
 
 READ_TIMEOUT = 1.5
 
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bodies")
-    write_new_key(tmp / "keys")
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                     "AUTH_SIDECAR_HTTP_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT)}, tmp=tmp).start()
+    s = admin_sidecar(tmp_path_factory.mktemp("bodies"), {"AUTH_SIDECAR_HTTP_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT)})
     yield s
     assert "Traceback" not in s.logs()
     s.stop()

@@ -5,9 +5,16 @@ admin API refuses settings that do not fit together, at creation and on a PATCH.
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+import dataclasses
 
+import httpx
+import pytest
+
+from sidecar.store.redis_store import RedisStore
 from tests.support.oauth import App
+
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 def _token(svc, data: dict, auth=None) -> httpx.Response:
@@ -66,6 +73,27 @@ def test_settings_that_do_not_fit_together_are_refused(svc):
         "password", "urn:auth-sidecar:grant-type:held-refresh"]
 
 
+def test_a_public_client_may_not_have_the_token_exchange_grant(svc):
+    """RFC 8693 exchanges need an authenticated client here (the grant refuses a public one): the
+    admin API refuses the pairing up front, at creation and on a PATCH, as for client_credentials."""
+    tenant = svc.admin.app().tenant
+    clients = f"/admin/tenants/{tenant}/clients"
+    r = svc.admin.http.post(clients, json={"name": "spa", "token_endpoint_auth_method": "none",
+                                           "grant_types": ["password", EXCHANGE]})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+    assert "public client" in r.json()["error_description"] and EXCHANGE in r.json()["error_description"], r.text
+    assert [c for c in svc.admin.http.get(clients).json()["items"] if c["name"] == "spa"] == []
+    public = svc.admin.post(clients, {"name": "spa", "grant_types": ["password"], "token_endpoint_auth_method": "none"})
+    r = svc.admin.http.patch(f"{clients}/{public['client_id']}", json={"grant_types": ["password", EXCHANGE]})
+    assert r.status_code == 409 and r.json()["error"] == "conflict", r.text  # the stored client rules it out
+    assert EXCHANGE in r.json()["error_description"], r.text
+    assert svc.admin.http.get(f"{clients}/{public['client_id']}").json()["grant_types"] == ["password"]
+    # a client that authenticates may have it, by creation or by a PATCH
+    confidential = svc.admin.post(clients, {"name": "api", "grant_types": [EXCHANGE]})
+    r = svc.admin.http.patch(f"{clients}/{confidential['client_id']}", json={"grant_types": ["password", EXCHANGE]})
+    assert r.status_code == 200 and r.json()["grant_types"] == ["password", EXCHANGE], r.text
+
+
 def test_dpop_and_exchange_settings_read_back_and_patch(svc):
     tenant = svc.admin.app().tenant
     clients = f"/admin/tenants/{tenant}/clients"
@@ -78,3 +106,33 @@ def test_dpop_and_exchange_settings_read_back_and_patch(svc):
                                                                   "dpop_bound_access_tokens": False})
     assert r.status_code == 200 and r.json()["exchange_audiences"] == ["service-b", "service-c"], r.text
     assert r.json()["dpop_bound_access_tokens"] is False
+
+
+# Redis only (the record is written into the store), and last in the module: earlier, this
+# indirect parameter makes pytest start the module's sidecars twice
+@pytest.mark.parametrize("svc", ["redis"], indirect=True)
+def test_a_stored_client_that_breaks_a_later_rule_can_still_be_patched(svc):
+    """Only a PATCH of grant_types is checked: a public client stored with the token exchange
+    before the admin API refused it (written here straight into Redis) can still be disabled,
+    the grant itself refuses it, and a PATCH of its grant_types must drop the exchange."""
+    app: App = svc.admin.app(token_endpoint_auth_method="none")
+    path = f"/admin/tenants/{app.tenant}/clients/{app.client_id}"
+
+    async def add_exchange() -> None:
+        store = RedisStore.from_url(svc.env["AUTH_SIDECAR_STORE_URL"])
+        try:
+            client = await store.get_client(app.client_id)
+            await store.put_client(dataclasses.replace(client, grant_types=(*client.grant_types, EXCHANGE)))
+        finally:
+            await store.close()
+    asyncio.run(add_exchange())
+    assert EXCHANGE in svc.admin.http.get(path).json()["grant_types"]
+    r = _token(svc, {"grant_type": EXCHANGE, "client_id": app.client_id, "subject_token": "x",
+                     "subject_token_type": "urn:ietf:params:oauth:token-type:access_token"})
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client", r.text
+    r = svc.admin.http.patch(path, json={"disabled": True})
+    assert r.status_code == 200 and r.json()["disabled"] is True, r.text
+    r = svc.admin.http.patch(path, json={"grant_types": ["password", EXCHANGE]})
+    assert r.status_code == 409 and EXCHANGE in r.json()["error_description"], r.text
+    r = svc.admin.http.patch(path, json={"grant_types": ["password"]})
+    assert r.status_code == 200 and r.json()["grant_types"] == ["password"], r.text

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from authz.keys import write_new_key
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.oauth import ADMIN_TOKEN
-from tests.support.processes import ROOT, Sidecar
+from tests.support.processes import ROOT
 
 
 def blocks() -> list[str]:
@@ -35,10 +35,7 @@ def json_objects(text: str) -> list[dict]:
 def test_every_curl_example_works(tmp_path: Path):
     if not shutil.which("curl"):
         pytest.fail("curl is needed to run the documented examples")
-    keys = tmp_path / "keys"
-    write_new_key(keys)
-    sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(keys), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN},
-                      tmp=tmp_path).start()
+    sidecar = admin_sidecar(tmp_path)
     try:
         script = "set -euo pipefail\n" + "\necho '---8<---'\n".join(blocks())
         out = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,

@@ -9,10 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import jwt
 
-from authz.keys import write_new_key
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.net import free_port
-from tests.support.oauth import ADMIN_TOKEN, Admin
-from tests.support.processes import Sidecar
 
 
 class Credentials(BaseHTTPRequestHandler):
@@ -37,13 +35,9 @@ def test_password_grant_against_external_credentials_service(tmp_path):
     port = free_port()
     server = ThreadingHTTPServer(("127.0.0.1", port), Credentials)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    keys = tmp_path / "keys"
-    write_new_key(keys)
-    sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(keys), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                           "AUTH_SIDECAR_CREDENTIALS_SERVICE_URL": f"http://127.0.0.1:{port}/login"},
-                      tmp=tmp_path).start()
+    sidecar = admin_sidecar(tmp_path, {"AUTH_SIDECAR_CREDENTIALS_SERVICE_URL": f"http://127.0.0.1:{port}/login"})
     try:
-        app = Admin(sidecar.http).app()
+        app = sidecar.admin.app()
         ok = httpx.post(sidecar.http + "/oauth/token", auth=(app.client_id, app.client_secret),
                         data={"grant_type": "password", "username": "bob", "password": "hunter22"})
         assert ok.status_code == 200, ok.text

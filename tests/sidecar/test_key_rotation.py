@@ -17,9 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.load import CheckLoad
 from tests.support.net import wait_until
-from tests.support.oauth import ADMIN_TOKEN, Admin, login
+from tests.support.oauth import ADMIN_TOKEN, login
 from tests.support.processes import ROOT, Sidecar
 
 PUBLISH_AHEAD = 5  # seconds: the new key is in every JWKS this long before it signs
@@ -53,9 +54,8 @@ def replicas(tmp_path_factory, redis_server):
     keys = tmp / "keys"
     first = keys_cli("rotate", "--dir", str(keys), "--json", env=SETTINGS)
     assert first.returncode == 0, first.stderr
-    env = {"AUTH_SIDECAR_KEYS_DIR": str(keys), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-           "AUTH_SIDECAR_STORE_URL": redis_server.url.replace("/0", "/6"), **SETTINGS}
-    pair = [Sidecar(env=env, tmp=tmp).start(wait_ready=False) for _ in range(2)]
+    pair = [admin_sidecar(tmp, SETTINGS, store_url=redis_server.url.replace("/0", "/6"), keys=keys, wait_ready=False)
+            for _ in range(2)]
     for s in pair:
         s.wait_ready()
     yield pair, keys, json.loads(first.stdout)["kid"]
@@ -109,7 +109,7 @@ def test_rotation_under_load_on_two_replicas(replicas):
     pair, keys, old_kid = replicas
     a, b = pair
     assert jwks_kids(a) == jwks_kids(b) == [old_kid]
-    app = Admin(a.http).app()
+    app = a.admin.app()
 
     seen: dict[tuple[int, str], float] = {}  # (replica, kid) -> first time its JWKS showed it
     stop_jwks = threading.Event()
@@ -203,7 +203,7 @@ def test_admin_rotation(replicas):
 
 
 def test_admin_rotation_without_keys_dir_is_a_conflict(tmp_path):
-    s = Sidecar(env={"AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN}, tmp=tmp_path).start()
+    s = admin_sidecar(tmp_path, ephemeral_key=True)
     try:
         r = httpx.post(s.http + "/admin/keys/rotate", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
         assert r.status_code == 409 and "ephemeral" in r.json()["error_description"]

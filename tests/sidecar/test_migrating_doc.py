@@ -15,8 +15,9 @@ import pytest
 from authz.keys import write_new_key
 from tests.e2e.conftest import start_stack, stop_stack
 from tests.sidecar.test_docs_examples import json_objects
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.oauth import ADMIN_TOKEN
-from tests.support.processes import ROOT, Sidecar
+from tests.support.processes import ROOT
 
 SECTIONS = ("## Seed 000", "## Seed 003")  # this test's part of the doc: seeds 000 to 002
 SDK_SETTINGS = {"AUTH_SIDECAR_JWT_BEARER__REQUIRE_AUDIENCE": "false",
@@ -55,13 +56,12 @@ def envoy(tmp_path_factory, envoy_path, keys):
 def sidecars(request, tmp_path_factory, keys):
     """The doc's `$AUTH` (defaults) and `$AUTH_SDK` (the jwt_bearer settings), on one store kind."""
     tmp = tmp_path_factory.mktemp(f"migrating-{request.param}")
-    base = {"AUTH_SIDECAR_KEYS_DIR": str(keys), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN}
-    stores = ({}, {})
+    stores = (None, None)
     if request.param == "redis":
         url = request.getfixturevalue("redis_server").url.rsplit("/", 1)[0]
-        stores = ({"AUTH_SIDECAR_STORE_URL": url + "/14"}, {"AUTH_SIDECAR_STORE_URL": url + "/15"})
-    auth = Sidecar(env={**base, **stores[0]}, tmp=tmp).start()
-    sdk = Sidecar(env={**base, **stores[1], **SDK_SETTINGS}, tmp=tmp).start()
+        stores = (url + "/14", url + "/15")
+    auth = admin_sidecar(tmp, store_url=stores[0], keys=keys)
+    sdk = admin_sidecar(tmp, SDK_SETTINGS, store_url=stores[1], keys=keys)
     yield auth, sdk
     auth.stop()
     sdk.stop()

@@ -11,8 +11,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from authz.keys import write_new_key
 from tests.sidecar.test_docs_examples import json_objects
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.oauth import ADMIN_TOKEN
 from tests.support.processes import ROOT, Sidecar
 
@@ -44,12 +44,10 @@ def sidecar(request, tmp_path_factory):
     if not shutil.which("curl"):
         pytest.fail("curl is needed to run the documented examples")
     tmp = tmp_path_factory.mktemp(f"migrating-{request.param}")
-    write_new_key(tmp / "keys")
-    env = {"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-           "AUTH_SIDECAR_WAZO_API__ENABLED": "true", "AUTH_SIDECAR_WAZO_API__DEFAULT_CLIENT_ID": "example"}
-    if request.param == "redis":  # a database of its own: the doc's ids are fixed
-        env["AUTH_SIDECAR_STORE_URL"] = request.getfixturevalue("redis_server").url.replace("/0", "/5")
-    s = Sidecar(env=env, tmp=tmp).start()
+    env = {"AUTH_SIDECAR_WAZO_API__ENABLED": "true", "AUTH_SIDECAR_WAZO_API__DEFAULT_CLIENT_ID": "example"}
+    # on Redis, a database of its own: the doc's ids are fixed
+    store = request.getfixturevalue("redis_server").url.replace("/0", "/5") if request.param == "redis" else None
+    s = admin_sidecar(tmp, env, store_url=store)
     s.tmp = tmp
     yield s
     s.stop()

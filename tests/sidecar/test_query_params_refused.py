@@ -10,9 +10,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from authz.keys import write_new_key
-from tests.support.oauth import ADMIN_TOKEN, Admin, login
-from tests.support.processes import Sidecar
+from tests.support.admin_sidecar import admin_sidecar
+from tests.support.oauth import login
 
 
 @pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
@@ -43,11 +42,9 @@ def test_query_refused_even_with_a_valid_body(svc):
 
 
 def test_refused_query_never_reaches_a_log_line_even_at_debug(tmp_path):
-    write_new_key(tmp_path / "keys")
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp_path / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                     "AUTH_SIDECAR_LOG_LEVEL": "debug"}, tmp=tmp_path).start()
+    s = admin_sidecar(tmp_path, {"AUTH_SIDECAR_LOG_LEVEL": "debug"})
     try:
-        app = Admin(s.http).app()
+        app = s.admin.app()
         marker = f"pw-{uuid.uuid4().hex}"
         for path in ("/oauth/token", "/oauth/revoke", "/oauth/introspect"):
             r = httpx.post(f"{s.http}{path}?password={marker}&token={marker}&grant_type=password",

@@ -5,31 +5,26 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from authz.keys import write_new_key
-from tests.support.oauth import ADMIN_TOKEN, Admin, authz, login, refresh
-from tests.support.processes import Sidecar
+from tests.support.admin_sidecar import admin_sidecar
+from tests.support.oauth import authz, login, refresh
 from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
 def stack(tmp_path, redis_server_path):
     redis = RedisServer(tmp_path / "redis", redis_server_path).start()
-    keys = tmp_path / "keys"
-    write_new_key(keys)
-    env = {"AUTH_SIDECAR_KEYS_DIR": str(keys), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-           "AUTH_SIDECAR_STORE_URL": redis.url}
-    sidecar = Sidecar(env=env, tmp=tmp_path).start()
-    yield redis, sidecar, env
+    sidecar = admin_sidecar(tmp_path, store_url=redis.url)
+    yield redis, sidecar
     sidecar.stop()
     redis.stop()
 
 
 def test_sidecar_restart_keeps_users_clients_and_refresh_tokens(stack, tmp_path):
-    redis, sidecar, env = stack
-    app = Admin(sidecar.http).app()
+    redis, sidecar = stack
+    app = sidecar.admin.app()
     tokens = login(sidecar.http, app).json()
     assert sidecar.stop() == 0
-    again = Sidecar(env=env, tmp=tmp_path).start()
+    again = admin_sidecar(tmp_path, store_url=redis.url, keys=tmp_path / "keys")
     try:
         assert login(again.http, app).status_code == 200
         assert refresh(again.http, app, tokens["refresh_token"]).status_code == 200
@@ -38,8 +33,8 @@ def test_sidecar_restart_keeps_users_clients_and_refresh_tokens(stack, tmp_path)
 
 
 def test_redis_restart_with_aof_keeps_state(stack):
-    redis, sidecar, _ = stack
-    app = Admin(sidecar.http).app()
+    redis, sidecar = stack
+    app = sidecar.admin.app()
     tokens = login(sidecar.http, app).json()
     redis.restart()
     assert login(sidecar.http, app).status_code == 200
@@ -49,8 +44,8 @@ def test_redis_restart_with_aof_keeps_state(stack):
 
 
 def test_redis_down_is_503_and_consumes_nothing(stack):
-    redis, sidecar, _ = stack
-    app = Admin(sidecar.http).app()
+    redis, sidecar = stack
+    app = sidecar.admin.app()
     tokens = login(sidecar.http, app).json()
     redis.stop()
     r = refresh(sidecar.http, app, tokens["refresh_token"])

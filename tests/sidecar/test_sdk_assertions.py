@@ -12,9 +12,9 @@ import httpx
 import jwt
 import pytest
 
-from authz.keys import write_new_key
-from tests.e2e.conftest import start_stack, stop_stack
-from tests.support.oauth import ADMIN_TOKEN, Admin
+from tests.e2e.conftest import stack_around, stop_stack
+from tests.support.admin_sidecar import admin_sidecar
+from tests.support.oauth import Admin
 
 ISSUER = "http://127.0.0.1:8080"  # the default issuer the test sidecars keep
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -61,12 +61,10 @@ def test_defaults_refuse_the_sdk_assertion_naming_aud(svc):
 @pytest.fixture(scope="module")
 def relaxed(tmp_path_factory, envoy_path):
     tmp = tmp_path_factory.mktemp("sdk")
-    write_new_key(tmp / "keys")
-    stack = start_stack(tmp, {"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                              "AUTH_SIDECAR_JWT_BEARER__REQUIRE_AUDIENCE": "false",
-                              "AUTH_SIDECAR_JWT_BEARER__REQUIRE_ISS_IS_SUB": "false",
-                              "AUTH_SIDECAR_JWT_BEARER__MAX_LIFETIME": "43200"})
-    stack.admin = Admin(stack.sidecar.http)
+    stack = stack_around(admin_sidecar(tmp, {"AUTH_SIDECAR_JWT_BEARER__REQUIRE_AUDIENCE": "false",
+                                             "AUTH_SIDECAR_JWT_BEARER__REQUIRE_ISS_IS_SUB": "false",
+                                             "AUTH_SIDECAR_JWT_BEARER__MAX_LIFETIME": "43200"}), tmp)
+    stack.admin = stack.sidecar.admin
     yield stack
     stop_stack(stack)
 

@@ -19,7 +19,7 @@ from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
 from authz.dpop import b64url_sha256
-from authz.keys import write_new_key
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.certificates import self_signed
 from tests.support.oauth import Admin
 from tests.support.processes import Sidecar
@@ -47,13 +47,11 @@ class Secrets:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("logs")
-    write_new_key(tmp / "keys")
     secrets = Secrets()
     admin_token = secrets.new("admintoken")
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": admin_token,
-                     "AUTH_SIDECAR_LOG_LEVEL": "debug", "AUTH_SIDECAR_TOKEN_SOURCES__COOKIE": "session",
-                     "AUTH_SIDECAR_TOKEN_SOURCES__QUERY_PARAM": "access_token",
-                     "AUTH_SIDECAR_TRUSTED_PROXY_HOPS": "1"}, tmp=tmp).start()
+    s = admin_sidecar(tmp, {"AUTH_SIDECAR_LOG_LEVEL": "debug", "AUTH_SIDECAR_TOKEN_SOURCES__COOKIE": "session",
+                            "AUTH_SIDECAR_TOKEN_SOURCES__QUERY_PARAM": "access_token",
+                            "AUTH_SIDECAR_TRUSTED_PROXY_HOPS": "1"}, admin_token=admin_token)
     run_session(s, secrets, admin_token)
     run_sender_constrained(s, secrets, admin_token)
     s.stop()

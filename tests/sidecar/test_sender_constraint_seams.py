@@ -20,9 +20,9 @@ from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from requests_oauth2client import DPoPKey, OAuth2Client
 
-from authz.keys import KeyRing, write_new_key
-from tests.support.oauth import ADMIN_TOKEN, Admin, App, login
-from tests.support.processes import Sidecar
+from authz.keys import KeyRing
+from tests.support.admin_sidecar import admin_sidecar
+from tests.support.oauth import ADMIN_TOKEN, App, login
 from tests.support.tokens import sign
 
 ISSUER = "http://127.0.0.1:8080"
@@ -35,11 +35,8 @@ X5T_A = jwt.utils.base64url_encode(bytes.fromhex(HASH_A)).decode()
 @pytest.fixture(scope="module")
 def side(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("seams")
-    write_new_key(tmp / "keys")
-    sidecar = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                           "AUTH_SIDECAR_TRUSTED_PROXY_HOPS": "1", "AUTH_SIDECAR_WAZO_API__ENABLED": "true",
-                           "AUTH_SIDECAR_LOGIN_SOURCE_MAX_FAILURES": "100000"}, tmp=tmp).start()
-    sidecar.admin = Admin(sidecar.http)
+    sidecar = admin_sidecar(tmp, {"AUTH_SIDECAR_TRUSTED_PROXY_HOPS": "1", "AUTH_SIDECAR_WAZO_API__ENABLED": "true",
+                                  "AUTH_SIDECAR_LOGIN_SOURCE_MAX_FAILURES": "100000"})
     sidecar.ring = KeyRing.from_dir(str(tmp / "keys"))
     yield sidecar
     sidecar.stop()

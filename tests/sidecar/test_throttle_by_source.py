@@ -11,29 +11,19 @@ import httpx
 import pytest
 from starlette.requests import Request
 
-from authz.keys import write_new_key
 from sidecar.source_address import source_address
 from sidecar.store.base import Penalty
 from sidecar.store.memory import MemoryStore
 from sidecar.store.redis_store import RedisStore
-from tests.support.oauth import ADMIN_TOKEN, Admin
-from tests.support.processes import Sidecar
+from tests.support.admin_sidecar import admin_sidecar
 
 LIMITS = {"AUTH_SIDECAR_LOGIN_MAX_FAILURES": "3", "AUTH_SIDECAR_LOGIN_SOURCE_MAX_FAILURES": "8",
           "AUTH_SIDECAR_LOGIN_DELAY_SECONDS": "30", "AUTH_SIDECAR_LOGIN_LOCKOUT_SECONDS": "120"}
 
 
-def start(tmp, **env) -> Sidecar:
-    write_new_key(tmp / "keys")
-    s = Sidecar(env={"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-                     **LIMITS, **env}, tmp=tmp).start()
-    s.admin = Admin(s.http)
-    return s
-
-
 @pytest.fixture(scope="module")
 def by_peer(tmp_path_factory):
-    s = start(tmp_path_factory.mktemp("peer"))
+    s = admin_sidecar(tmp_path_factory.mktemp("peer"), LIMITS)
     yield s
     s.stop()
 
@@ -41,9 +31,9 @@ def by_peer(tmp_path_factory):
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory, redis_server):
     """Two replicas behind one proxy hop, sharing Redis."""
-    env = {"AUTH_SIDECAR_STORE_URL": redis_server.url, "AUTH_SIDECAR_TRUSTED_PROXY_HOPS": "1"}
-    a = start(tmp_path_factory.mktemp("replica-a"), **env)
-    b = start(tmp_path_factory.mktemp("replica-b"), **env)
+    env = {**LIMITS, "AUTH_SIDECAR_TRUSTED_PROXY_HOPS": "1"}
+    a = admin_sidecar(tmp_path_factory.mktemp("replica-a"), env, store_url=redis_server.url)
+    b = admin_sidecar(tmp_path_factory.mktemp("replica-b"), env, store_url=redis_server.url)
     yield a, b
     a.stop()
     b.stop()

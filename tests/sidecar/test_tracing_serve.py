@@ -18,9 +18,9 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from harness.processes import ROOT
+from tests.support.admin_sidecar import admin_sidecar
 from tests.support.net import wait_until
-from tests.support.oauth import ADMIN_TOKEN, Admin, login
-from tests.support.processes import Sidecar
+from tests.support.oauth import ADMIN_TOKEN, login
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
@@ -68,10 +68,10 @@ def attributes(span) -> dict:
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory):
     collector = Collector()
-    sidecar = Sidecar(env={"AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN, "AUTH_SIDECAR_TRACING__ENABLED": "true",
-                           "AUTH_SIDECAR_TRACING__EXPORTER": "otlp", "AUTH_SIDECAR_TRACING__ENDPOINT": collector.url,
-                           "AUTH_SIDECAR_TRACING__SERVICE_NAME": "edge-auth"},
-                      tmp=tmp_path_factory.mktemp("tracing")).start()
+    sidecar = admin_sidecar(tmp_path_factory.mktemp("tracing"),
+                            {"AUTH_SIDECAR_TRACING__ENABLED": "true", "AUTH_SIDECAR_TRACING__EXPORTER": "otlp",
+                             "AUTH_SIDECAR_TRACING__ENDPOINT": collector.url,
+                             "AUTH_SIDECAR_TRACING__SERVICE_NAME": "edge-auth"}, ephemeral_key=True)
     yield sidecar, collector
     sidecar.stop()
     collector.server.shutdown()
@@ -79,7 +79,7 @@ def traced(tmp_path_factory):
 
 def test_spans_leave_the_process_in_the_callers_trace_without_secrets(traced):
     sidecar, collector = traced
-    app = Admin(sidecar.http).app(grant_types=("password",), scopes=("read",))
+    app = sidecar.admin.app(grant_types=("password",), scopes=("read",))
     answer = login(sidecar.http, app, scope="read")
     assert answer.status_code == 200
     token = answer.json()["access_token"]

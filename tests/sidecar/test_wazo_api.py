@@ -9,9 +9,8 @@ import httpx
 import jwt
 import pytest
 
-from authz.keys import write_new_key
-from tests.support.oauth import ADMIN_TOKEN, Admin, authz
-from tests.support.processes import Sidecar
+from tests.support.admin_sidecar import admin_sidecar
+from tests.support.oauth import authz
 
 API = "/api/auth/0.1"
 
@@ -19,13 +18,9 @@ API = "/api/auth/0.1"
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def wazo(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"wazo-{request.param}")
-    write_new_key(tmp / "keys")
-    env = {"AUTH_SIDECAR_KEYS_DIR": str(tmp / "keys"), "AUTH_SIDECAR_ADMIN_TOKEN": ADMIN_TOKEN,
-           "AUTH_SIDECAR_WAZO_API__ENABLED": "true", "AUTH_SIDECAR_ACCESS_TOKEN_TTL_SECONDS": "7200"}
-    if request.param == "redis":
-        env["AUTH_SIDECAR_STORE_URL"] = request.getfixturevalue("redis_server").url.replace("/0", "/4")
-    sidecar = Sidecar(env=env, tmp=tmp).start()
-    sidecar.admin = Admin(sidecar.http)
+    store = request.getfixturevalue("redis_server").url.replace("/0", "/4") if request.param == "redis" else None
+    sidecar = admin_sidecar(tmp, {"AUTH_SIDECAR_WAZO_API__ENABLED": "true",
+                                  "AUTH_SIDECAR_ACCESS_TOKEN_TTL_SECONDS": "7200"}, store_url=store)
     yield sidecar
     sidecar.stop()
 
