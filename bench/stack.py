@@ -62,9 +62,10 @@ class Stack:
                                                 "sidecar_http", "floor_grpc", "floor_http", "ceiling_grpc",
                                                 "ceiling_http", "ceiling_grpc_allow", *FLOORS, *CEILINGS.values())}
         ports.update(sidecar_grpc_port=self.main.grpc_port, sidecar_http_port=self.main.http_port)
-        # two workers on Redis, as `--workers 2` on two cores runs: one Envoy worker's Checks
-        # reach both (the gRPC port asks each connection to keep to 16 streams)
-        self.main2 = self.sidecar(workers=2, AUTH_SIDECAR_STORE_URL=self.redis_url())
+        # two workers on Redis, as `--workers 2` on two cores runs; each connection asked to
+        # keep to 16 streams, so that one Envoy worker's Checks reach both
+        self.main2 = self.sidecar(workers=2, AUTH_SIDECAR_STORE_URL=self.redis_url(),
+                                  AUTH_SIDECAR_GRPC_MAX_CONCURRENT_STREAMS="16")
         ports.update(sidecar_grpc_w2=free_port(), sidecar_grpc_w2_port=self.main2.grpc_port)
         if self.compare is not None:
             self.compared = Sidecar(self.env, args=["--workers", "1"], tmp=self.tmp, root=self.compare)

@@ -245,9 +245,9 @@ class Settings(BaseModel):
     grpc_idle_timeout_seconds: float = Field(300.0, ge=0)
     # unfinished request bytes held across all gRPC connections of a worker
     grpc_max_buffered_bytes: int = Field(16 << 20, ge=1 << 20)
-    # SETTINGS_MAX_CONCURRENT_STREAMS the gRPC port (h2) asks of each connection; None: 16 with
-    # several workers (a busy Envoy worker opens more connections, spread over our workers),
-    # else 1,024. Streams past it are still served up to 1,024, the hard limit
+    # SETTINGS_MAX_CONCURRENT_STREAMS the gRPC port (h2) announces (None: 1,024, the hard
+    # limit). Low (16), a busy Envoy thread opens more connections, spread over the workers;
+    # streams past it are still served up to 1,024
     grpc_max_concurrent_streams: int | None = Field(None, ge=1, le=1024)
     # a request must arrive whole (line, headers, body) within this long of its first byte
     http_read_timeout_seconds: float = Field(10.0, gt=0)

@@ -1,7 +1,8 @@
-"""One Envoy worker, two sidecar workers: the gRPC port asks each connection to keep to 16
-streams, so under load Envoy opens more connections to the sidecar and the supervisor hands
-them to both workers (without it, Envoy's one connection per worker thread keeps every Check
-on one of ours). Real Envoy, real `hey` as the load, Redis as the shared store."""
+"""One Envoy worker, two sidecar workers: with `grpc_max_concurrent_streams: 16` the gRPC port
+asks each connection to keep to 16 streams, so under load Envoy opens more connections to the
+sidecar and the supervisor hands them to both workers (without it, Envoy's one connection per
+worker thread keeps every Check on one of ours). Real Envoy, real `hey` as the load, Redis as
+the shared store."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def test_a_busy_envoy_worker_reaches_both_sidecar_workers(tmp_path, envoy_path, 
     hey = need_binary("hey", shutil.which("hey"))
     write_new_key(tmp_path / "keys")
     s = start_stack(tmp_path, {"AUTH_SIDECAR_KEYS_DIR": str(tmp_path / "keys"),
-                               "AUTH_SIDECAR_STORE_URL": redis_server.url.replace("/0", "/5")},
+                               "AUTH_SIDECAR_STORE_URL": redis_server.url.replace("/0", "/5"),
+                               "AUTH_SIDECAR_GRPC_MAX_CONCURRENT_STREAMS": "16"},
                     args=["--workers", "2"])
     try:
         wait_until(lambda: s.sidecar.logs().count('"msg": "serving"') == 2, what="both workers")

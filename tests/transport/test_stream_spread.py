@@ -1,7 +1,7 @@
-"""SETTINGS_MAX_CONCURRENT_STREAMS as a request to spread, not a wall: with several workers the
-gRPC port asks each connection to keep to 16 streams (a busy Envoy worker then opens another
-connection, which the supervisor hands to another worker), and still serves the streams a
-client sent before it read that SETTINGS, up to the hard limit."""
+"""SETTINGS_MAX_CONCURRENT_STREAMS as a request to spread, not a wall: `grpc_max_concurrent_streams`
+asks each connection to keep to that many streams (a busy Envoy worker then opens another
+connection, which the supervisor hands to another worker), and the port still serves the
+streams a client sent before it read that SETTINGS, up to the hard limit."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from tests.transport.raw import HEALTH, Raw, message, request_block, w
 from transport.grpc.h2_face import advertised_streams
 
 
-def test_several_workers_ask_for_16_streams_one_worker_for_none_the_setting_wins():
+def test_the_setting_is_announced_and_unset_means_the_hard_limit_alone():
     assert advertised_streams(load_settings(environ={})) is None
-    assert advertised_streams(load_settings(environ={"AUTH_SIDECAR_WORKERS": "2"})) == 16
-    assert advertised_streams(load_settings(environ={"AUTH_SIDECAR_WORKERS": "2",
-                                                     "AUTH_SIDECAR_GRPC_MAX_CONCURRENT_STREAMS": "64"})) == 64
+    assert advertised_streams(load_settings(environ={"AUTH_SIDECAR_WORKERS": "2"})) is None
+    assert advertised_streams(load_settings(environ={"AUTH_SIDECAR_GRPC_MAX_CONCURRENT_STREAMS": "16"})) == 16
 
 
 def settings_of(frame_payload: bytes) -> dict[int, int]:

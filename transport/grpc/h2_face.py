@@ -11,17 +11,12 @@ from transport.h2.limits import Limits
 from transport.sockets import ConnectionSource
 
 
-SPREAD_STREAMS = 16  # with several workers: past this many Checks in flight, Envoy opens another connection
-
-
 def advertised_streams(settings: Settings) -> int | None:
-    """The streams a connection asks a client to keep to: `grpc_max_concurrent_streams`, else
-    with several workers 16, so that one Envoy worker's Checks reach more than one of ours
-    (Envoy keeps one connection per worker thread while its streams fit), else no limit below
-    the hard one."""
-    if settings.grpc_max_concurrent_streams is not None:
-        return settings.grpc_max_concurrent_streams
-    return SPREAD_STREAMS if settings.workers > 1 else None
+    """The streams a connection asks a client to keep to (`grpc_max_concurrent_streams`; None:
+    no limit below the hard one). Low, it makes one busy Envoy thread open more connections,
+    which the supervisor spreads over the workers; it also caps what one connection of a client
+    that never opens a second (h2load, a grpcio channel) keeps in flight."""
+    return settings.grpc_max_concurrent_streams
 
 
 class H2Face:
