@@ -60,3 +60,9 @@ def stack(tmp_path_factory, envoy_path):
     s = start_stack(tmp, {"AUTH_SIDECAR_KEYS_DIR": str(keys)})
     yield s
     stop_stack(s)
+
+
+@pytest.fixture(params=["grpc", "http"])
+def envoy(request, world) -> str:
+    """The Envoy listener of each ext_authz mode in front of the test module's `world.stack`."""
+    return world.stack.grpc_url if request.param == "grpc" else world.stack.http_url

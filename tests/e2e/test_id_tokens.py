@@ -69,10 +69,6 @@ def world(tmp_path_factory, envoy_path):
         idp.stop()
 
 
-@pytest.fixture(params=["grpc", "http"])
-def envoy(request, world) -> str:
-    return world.stack.grpc_url if request.param == "grpc" else world.stack.http_url
-
 
 def get(url: str, token: str) -> httpx.Response:
     return httpx.get(url + "/orders", headers={"authorization": f"Bearer {token}"})

@@ -91,10 +91,6 @@ def world(request, tmp_path_factory, envoy_path):
         idp.stop()
 
 
-@pytest.fixture(params=["grpc", "http"])
-def envoy(request, world) -> str:
-    return world.stack.grpc_url if request.param == "grpc" else world.stack.http_url
-
 
 def payload(token: str) -> dict:
     return jwt.decode(token, options={"verify_signature": False})

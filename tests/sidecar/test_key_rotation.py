@@ -183,6 +183,11 @@ def test_admin_rotation(replicas):
     a, b = pair
     admin = httpx.Client(base_url=a.http, headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert httpx.post(a.http + "/admin/keys/rotate").status_code == 401
+    # the previous test's last `keys rotate` wrote a key file: the replica reads the folder
+    # every 0.2 s, and until it has, its list lacks the key that rotate finds in the folder
+    on_disk = {p.name[len("YYYYmmddTHHMMSSZ-"):-len(".pem")] for p in Path(keys).glob("*.pem")}
+    wait_until(lambda: on_disk <= {k["kid"] for k in admin.get("/admin/keys").json()["keys"]}, 10,
+               "the replica knows every key file")
     pending = [k for k in admin.get("/admin/keys").json()["keys"] if k["state"] == "published"]
     r = admin.post("/admin/keys/rotate")
     if pending:  # the previous test's forced rotation may not have activated yet
