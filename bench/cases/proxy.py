@@ -2,8 +2,9 @@
 with its JWT cache, the sidecar's gRPC and HTTP modes on a cached token and on tokens new to
 the cache, the two transport floors (a bare grpc.aio servicer, a bare ASGI app) and the two
 ceilings (constant C servers: nghttpd for gRPC, with an empty CheckResponse and with the sidecar's
-own allow, nginx for HTTP; bench/ceilings.py). Round-robin: with --repeat,
-slow drifts of a shared machine hit every case alike, and each row is the median of its samples."""
+own allow, nginx for HTTP; bench/ceilings.py). Round-robin: with --repeat, each hit is measured
+beside its ceilings and the order reverses every other round, so slow drifts of a shared machine
+hit a ratio's two rows alike; each row is the median of its samples."""
 
 from __future__ import annotations
 
@@ -13,30 +14,35 @@ from bench.payloads import token_lua
 from bench.recorder import Recorder
 from bench.stack import Stack
 
-HITS = (("envoy_noauth", "noauth"), ("envoy_jwt_authn", "jwt_authn"), ("envoy_jwt_authn_cached", "jwt_authn_cached"),
-        ("sidecar_grpc_hit", "sidecar_grpc"), ("sidecar_http_hit", "sidecar_http"),
-        ("sidecar_grpc_hit_workers2", "sidecar_grpc_w2"))
-FLOORS = (("floor_grpc", "floor_grpc"), ("floor_http", "floor_http"))
-CEILINGS = (("ceiling_grpc", "ceiling_grpc"), ("ceiling_grpc_allow", "ceiling_grpc_allow"),
-            ("ceiling_http", "ceiling_http"))
+# one round, in order: each sidecar hit right beside the rows its ratios are taken against
+# (a shared host drifts within a round; neighbours drift alike), reversed every other round
+WRK_ROWS = {"envoy_noauth": "noauth", "envoy_jwt_authn": "jwt_authn", "envoy_jwt_authn_cached": "jwt_authn_cached",
+            "sidecar_http_hit": "sidecar_http", "sidecar_grpc_hit": "sidecar_grpc",
+            "sidecar_grpc_hit_workers2": "sidecar_grpc_w2", "floor_grpc": "floor_grpc", "floor_http": "floor_http"}
+CEILINGS = {"ceiling_http": "ceiling_http", "ceiling_grpc": "ceiling_grpc", "ceiling_grpc_allow": "ceiling_grpc_allow"}
+ORDER = ("envoy_noauth", "envoy_jwt_authn", "envoy_jwt_authn_cached", "sidecar_http_hit", "ceiling_http",
+         "sidecar_grpc_hit", "ceiling_grpc", "ceiling_grpc_allow", "sidecar_grpc_hit_workers2", "dpop",
+         "sidecar_grpc_miss", "sidecar_http_miss", "floor_grpc", "floor_http")
 
 
 def run(rec: Recorder, stack: Stack) -> None:
     for rep in range(rec.repeat):
         if rec.repeat > 1:
             print(f"  -- round {rep + 1} of {rec.repeat}", flush=True)
-        for row, listener in HITS:
-            rec.measure(row, lambda d: loaders.wrk(stack.url[listener], d, headers=stack.auth))
-        dpop.measure_round(rec, stack)  # DPoP-bound Checks (bench/cases/dpop.py), beside the bearer hits
-        for mode in ("grpc", "http"):
-            row = f"sidecar_{mode}_miss"
-            if rec.want(row):
-                with rec.failing(row, "req/s"):
-                    rec.record(row, misses(rec, stack, row, stack.url[f"sidecar_{mode}"]), "req/s")
-        for row, listener in FLOORS:
-            rec.measure(row, lambda d: loaders.wrk(stack.url[listener], d, headers=stack.auth))
-        for row, listener in CEILINGS:
-            rec.measure(row, lambda d: ceiling(stack, row, listener, d))
+        for step in ORDER if rep % 2 == 0 else ORDER[::-1]:  # the first round sizes the misses' pools on the hits
+            one(rec, stack, step)
+
+
+def one(rec: Recorder, stack: Stack, step: str) -> None:
+    if step in WRK_ROWS:
+        rec.measure(step, lambda d: loaders.wrk(stack.url[WRK_ROWS[step]], d, headers=stack.auth))
+    elif step in CEILINGS:
+        rec.measure(step, lambda d: ceiling(stack, step, CEILINGS[step], d))
+    elif step == "dpop":  # DPoP-bound Checks (bench/cases/dpop.py), beside the bearer hits
+        dpop.measure_round(rec, stack)
+    elif rec.want(step):  # a miss row
+        with rec.failing(step, "req/s"):
+            rec.record(step, misses(rec, stack, step, stack.url[step.replace("_miss", "")]), "req/s")
 
 
 def ceiling(stack: Stack, row: str, listener: str, seconds: float) -> float:
