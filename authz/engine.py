@@ -118,7 +118,8 @@ class Engine:
             refusal = INTERNAL_ERROR
         if refusal is not None:
             return self._done(req, mode, started, refusal, None, key)
-        return self._done(req, mode, started, self._apply(pending.entry, rules, req), pending.entry.identity, key)
+        decision = self._apply(pending.entry, rules, req.headers.get(PROJECT_HEADER))
+        return self._done(req, mode, started, decision, pending.entry.identity, key)
 
     def _done(self, req: AuthRequest, mode: str, started: float, decision: Decision, identity: Identity | None,
               key: bytes) -> Checked:
@@ -154,10 +155,11 @@ class Engine:
                 return None, _Pending(refusal, entry), key, token, rules  # type: ignore[return-value]
             if refusal is not None:
                 return refusal, None, key, token, rules  # type: ignore[return-value]
-        # `_apply` when this token met these rules before (the common hit): no call
-        if entry.memo_rules is rules and entry.memo_project == req.headers.get(PROJECT_HEADER):
+        project = req.headers.get(PROJECT_HEADER)
+        # `Entry.decision_for`'s first case without a call: this token met these rules before
+        if entry.memo_rules is rules and entry.memo_project == project:
             return entry.memo, identity, key, token, rules
-        return self._apply(entry, rules, req), identity, key, token, rules
+        return self._apply(entry, rules, project), identity, key, token, rules
 
     async def _verify_then_decide(self, req: AuthRequest, key: bytes, token: str, rules: Rules) -> Checked:
         self.metrics.cache_misses += 1
@@ -172,7 +174,7 @@ class Engine:
             refusal = await settled(self._bound(req, identity, token, rules))
             if refusal is not None:
                 return refusal, None
-        return self._apply(entry, rules, req), identity
+        return self._apply(entry, rules, req.headers.get(PROJECT_HEADER)), identity
 
     def _bound(self, req: AuthRequest, identity: Identity, token: str, rules: Rules) -> NowOrLater[Decision | None]:
         """The sender-constraint hook: called when the token is bound (`identity.cnf`) or came
@@ -190,9 +192,9 @@ class Engine:
             return DPOP_OFF
         return None
 
-    def _apply(self, entry: Entry, rules: Rules, req: AuthRequest) -> Decision:
-        """The route's rules applied to a cached identity, remembered per (rules, project)."""
-        project = req.headers.get(PROJECT_HEADER)
+    def _apply(self, entry: Entry, rules: Rules, project: str | None) -> Decision:
+        """The route's rules applied to a cached identity, remembered per (rules, the request's
+        `x-project`)."""
         decision = entry.decision_for(rules, project)
         if decision is None:
             outcome = policy.check(entry.identity, rules, project)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import datetime
 import hashlib
 import importlib.util
 import random
@@ -23,14 +22,11 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 
 from authz.engine import Engine
 from config.settings import Settings
+from harness.certificates import self_signed
 from sidecar import container as composition
 
 
@@ -52,16 +48,6 @@ def check_request(token: str, certificate: str = "", xfcc: str = "") -> bytes:
     return req.SerializeToString()
 
 
-def client_certificate() -> tuple[str, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client-a")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), cert.public_bytes(serialization.Encoding.DER)
-
-
 def other_engine(root: Path) -> type:
     spec = importlib.util.spec_from_file_location("engine_ab_other", root / "authz" / "engine.py")
     module = importlib.util.module_from_spec(spec)
@@ -77,7 +63,7 @@ async def run(other: type, rounds: int, n: int) -> None:
         return c.issuer.access_token(subject="u1", client_id="web", tenant="acme", scope=["read"], ttl=900,
                                      extra=extra).token
 
-    pem, der = client_certificate()
+    pem, der = self_signed("client-a")
     x5t = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
     bearer, bound = check_request(token()), token({"cnf": {"x5t#S256": x5t}})
     cases = {

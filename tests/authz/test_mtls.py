@@ -21,7 +21,7 @@ from authz.mutation import Mutator
 from authz.policy import RuleBook
 from authz.request import AuthRequest, Origin
 from config.settings import HeaderNames
-from tests.support.certificates import self_signed
+from harness.certificates import self_signed
 
 
 PEM_A, DER_A = self_signed("a")

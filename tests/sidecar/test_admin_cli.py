@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from harness.certificates import self_signed
 from harness.net import free_port
 from tests.support.admin_sidecar import admin_sidecar
 from tests.support.oauth import ADMIN_TOKEN, login
@@ -117,20 +118,9 @@ def test_every_admin_command_and_flag_has_help():
 
 def test_create_a_certificate_client(server, tmp_path):
     import base64
-    import datetime
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self-signed")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    (tmp_path / "client.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem, der = self_signed("self-signed")
+    (tmp_path / "client.pem").write_text(pem)
     tenant = server.admin.app().tenant
     done = cli(server.http, "create-client", "--grant-types", "client_credentials", "--auth-method",
                "self_signed_tls_client_auth", "--certificate", str(tmp_path / "client.pem"), "--", tenant, "svc")
@@ -138,7 +128,6 @@ def test_create_a_certificate_client(server, tmp_path):
     created = json.loads(done.stdout)
     assert "client_secret" not in created  # authenticates with its certificate
     got = json.loads(cli(server.http, "get-client", tenant, created["client_id"]).stdout)
-    assert got["jwks"]["keys"] == [{"kty": "EC", "x5c": [base64.b64encode(
-        cert.public_bytes(serialization.Encoding.DER)).decode()]}]
+    assert got["jwks"]["keys"] == [{"kty": "EC", "x5c": [base64.b64encode(der).decode()]}]
     done = cli(server.http, "create-client", "--auth-method", "tls_client_auth", "--", tenant, "svc")
     one_line_failure(done, "HTTP 400", "tls_client_auth_subject_dn")

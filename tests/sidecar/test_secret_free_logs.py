@@ -20,7 +20,7 @@ from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
 
 from authz.dpop import b64url_sha256
 from tests.support.admin_sidecar import admin_sidecar
-from tests.support.certificates import self_signed
+from harness.certificates import self_signed
 from tests.support.oauth import Admin
 from tests.support.processes import Sidecar
 
@@ -58,13 +58,21 @@ def session(tmp_path_factory):
     return s.logs(), secrets
 
 
-def run_session(s: Sidecar, secrets: Secrets, admin_token: str) -> None:
+def tenant_with_alice(s: Sidecar, secrets: Secrets, admin_token: str, tenant: str,
+                      marker: str) -> tuple[httpx.Client, Admin, str]:
+    """(a client of the HTTP port, the admin API, alice's password): a tenant of its own with
+    the user alice, whose password is the secret `marker`."""
     http = httpx.Client(base_url=s.http, timeout=30)
     admin = Admin(s.http, admin_token)
-    tenant = f"t-{RUN}"
-    admin.post("/admin/tenants", {"id": tenant, "name": "logs"})
-    password = secrets.new("password")
+    admin.post("/admin/tenants", {"id": tenant, "name": tenant})
+    password = secrets.new(marker)
     admin.post(f"/admin/tenants/{tenant}/users", {"username": "alice", "password": password})
+    return http, admin, password
+
+
+def run_session(s: Sidecar, secrets: Secrets, admin_token: str) -> None:
+    tenant = f"t-{RUN}"
+    http, admin, password = tenant_with_alice(s, secrets, admin_token, tenant, "password")
     client = admin.post(f"/admin/tenants/{tenant}/clients",
                         {"name": "web", "grant_types": ["password", "refresh_token", "client_credentials"],
                          "scopes": ["read"]})
@@ -172,12 +180,8 @@ def run_sender_constrained(s: Sidecar, secrets: Secrets, admin_token: str) -> No
     """DPoP proofs, client certificates (XFCC) and token exchange, good and bad, both faces."""
     from requests_oauth2client import DPoPKey
 
-    http = httpx.Client(base_url=s.http, timeout=30)
-    admin = Admin(s.http, admin_token)
     tenant = f"t-{RUN}-sc"
-    admin.post("/admin/tenants", {"id": tenant, "name": "sender-constrained"})
-    password = secrets.new("scpassword")
-    admin.post(f"/admin/tenants/{tenant}/users", {"username": "alice", "password": password})
+    http, admin, password = tenant_with_alice(s, secrets, admin_token, tenant, "scpassword")
     web = admin.post(f"/admin/tenants/{tenant}/clients",
                      {"name": "web", "grant_types": ["password", "client_credentials"], "scopes": ["read"]})
     basic = (web["client_id"], secrets.seen(web["client_secret"]))

@@ -7,16 +7,8 @@ from __future__ import annotations
 
 import struct
 
-from config import load_settings
 from tests.support.processes import Sidecar
 from tests.transport.raw import HEALTH, Raw, message, request_block, w
-from transport.grpc.h2_face import advertised_streams
-
-
-def test_the_setting_is_announced_and_unset_means_the_hard_limit_alone():
-    assert advertised_streams(load_settings(environ={})) is None
-    assert advertised_streams(load_settings(environ={"AUTH_SIDECAR_WORKERS": "2"})) is None
-    assert advertised_streams(load_settings(environ={"AUTH_SIDECAR_GRPC_MAX_CONCURRENT_STREAMS": "16"})) == 16
 
 
 def settings_of(frame_payload: bytes) -> dict[int, int]:
@@ -48,3 +40,10 @@ def test_streams_past_the_advertised_number_are_served_not_refused(tmp_path, key
         assert ended == set(range(1, 21, 2)) and not refused
     finally:
         assert s.stop() == 0
+
+
+def test_unset_the_hard_limit_alone_is_announced(h2_sidecar):
+    first = Raw(h2_sidecar.grpc_port).frame()
+    assert first is not None and first[0] == w.SETTINGS
+    assert settings_of(first[3])[w.SETTINGS_MAX_CONCURRENT_STREAMS] == 1024
+

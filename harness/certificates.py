@@ -1,4 +1,4 @@
-"""Self-signed client certificates made in a test (RFC 8705 cases)."""
+"""Self-signed client certificates for the RFC 8705 cases of the tests and the bench."""
 
 from __future__ import annotations
 
