@@ -361,6 +361,24 @@ async def test_the_first_answer_of_a_read_is_written_before_the_rest_is_handled(
     assert message(b"SECOND") in b"".join(transport.writes)
 
 
+async def test_the_answers_of_a_long_read_leave_in_growing_batches():
+    # Envoy writes a dozen Checks at once: answers leave after the 1st, 3rd and 9th, then the
+    # rest at the end of the read, so the proxy always has answers to work on while we handle
+    # the next ones (one write for all but the first left it idle) and the writes stay few
+    transport = RecordingTransport()
+    connection = Connection(GrpcH2Server({"/t.T/Echo": lambda m: m.upper()}))
+    connection.connection_made(transport)
+    block = Encoder().encode([(":method", "POST"), (":scheme", "http"), (":authority", "x"), (":path", "/t.T/Echo"),
+                              ("content-type", "application/grpc")])
+    settings_written = len(transport.writes)
+    connection.data_received(w.PREFACE + w.settings({}) + b"".join(
+        w.frame(w.HEADERS, w.END_HEADERS, 2 * i + 1, block)
+        + w.frame(w.DATA, w.END_STREAM, 2 * i + 1, message(b"c%02d" % i)) for i in range(12)))
+    batches = [[i for i in range(12) if message(b"C%02d" % i) in write]
+               for write in transport.writes[settings_written:]]
+    assert [b for b in batches if b] == [[0], [1, 2], [3, 4, 5, 6, 7, 8], [9, 10, 11]]
+
+
 async def test_an_answer_that_needed_a_wait_leaves_before_the_next_one_is_worked_on():
     # two cache misses of one read: the first answer must not wait for the second's signature
     # check (~100 µs of CPU in the same loop pass), or the proxy idles through every batch
