@@ -69,7 +69,6 @@ def build(ports: dict[str, int], issuer: str, audience: str, jwks: dict) -> dict
         "jwt_authn_cached": _hcm("jwtc", [_jwt_authn(issuer, audience, jwks, cached=True)]),
         "sidecar_grpc": _hcm("sgrpc", [_ext_authz_grpc("sidecar_grpc")], scopes),
         "sidecar_http": _hcm("shttp", [_ext_authz_http("sidecar_http", ports["sidecar_http_port"])]),
-        "sidecar_grpc_w2": _hcm("sgrpc2", [_ext_authz_grpc("sidecar_grpc_w2")], scopes),
         "floor_grpc": _hcm("fgrpc", [_ext_authz_grpc("floor_grpc")], scopes),
         "floor_http": _hcm("fhttp", [_ext_authz_http("floor_http", ports["floor_http_port"])]),
         "ceiling_grpc": _hcm("cgrpc", [_ext_authz_grpc("ceiling_grpc")], scopes),
@@ -77,13 +76,15 @@ def build(ports: dict[str, int], issuer: str, audience: str, jwks: dict) -> dict
         "ceiling_grpc_allow": _hcm("cgrpca", [_ext_authz_grpc("ceiling_grpc_allow")], scopes),
     }
     clusters = [_cluster("sidecar_grpc", ports["sidecar_grpc_port"], True),
-                _cluster("sidecar_grpc_w2", ports["sidecar_grpc_w2_port"], True),
                 _cluster("sidecar_http", ports["sidecar_http_port"], False),
                 _cluster("floor_grpc", ports["floor_grpc_port"], True),
                 _cluster("floor_http", ports["floor_http_port"], False),
                 _cluster("ceiling_grpc", ports["ceiling_grpc_port"], True),
                 _cluster("ceiling_http", ports["ceiling_http_port"], False),
                 _cluster("ceiling_grpc_allow", ports["ceiling_grpc_allow_port"], True)]
+    if "sidecar_grpc_w2_port" in ports:  # the two-worker sidecar, started only for its row
+        listeners["sidecar_grpc_w2"] = _hcm("sgrpc2", [_ext_authz_grpc("sidecar_grpc_w2")], scopes)
+        clusters.append(_cluster("sidecar_grpc_w2", ports["sidecar_grpc_w2_port"], True))
     if "compared_grpc_port" in ports:  # a sidecar of another checkout (bench/hop_cpu.py --compare)
         listeners["compared_grpc"] = _hcm("cmpgrpc", [_ext_authz_grpc("compared_grpc")], scopes)
         clusters.append(_cluster("compared_grpc", ports["compared_grpc_port"], True))

@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rows = [r for r in ROWS if (args.only is None or r in args.only.split(","))
             and (r != "compared_grpc_hit" or args.compare)]
-    stack = Stack(Path(tempfile.mkdtemp(prefix="auth-sidecar-hop-")), "ES256", compare=args.compare)
+    stack = Stack(Path(tempfile.mkdtemp(prefix="auth-sidecar-hop-")), "ES256", compare=args.compare,
+                  workers2="sidecar_grpc_hit_workers2" in rows)
     samples: dict[str, list[dict[str, float]]] = {r: [] for r in rows}
     try:
         stack.start()
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             samples.pop(row, None)
         pids = {row: children(proc.pid) for row, proc in stack.servers.items()}
         pids["sidecar"] = stack.main.worker_pids()
-        pids["sidecar2"] = stack.main2.worker_pids()  # both workers
+        if stack.main2 is not None:
+            pids["sidecar2"] = stack.main2.worker_pids()  # both workers
         if args.compare:
             pids["compared"] = stack.compared.worker_pids()
         for i in range(args.rounds):

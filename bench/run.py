@@ -33,7 +33,8 @@ CASES = (proxy, h2load, latency, tokens, rss)
 
 
 def run(rec: Recorder, alg: str) -> dict:
-    stack = Stack(Path(tempfile.mkdtemp(prefix="auth-sidecar-bench-")), alg)
+    stack = Stack(Path(tempfile.mkdtemp(prefix="auth-sidecar-bench-")), alg,
+                  workers2=rec.want("sidecar_grpc_hit_workers2"))
     try:
         stack.start()
         print(f"auth-sidecar bench: {rec.d:g}s per case after {rec.w:g}s warm-up", flush=True)

@@ -37,9 +37,11 @@ def new_app(base: str, grant_types: list[str]) -> App:
 
 
 class Stack:
-    def __init__(self, tmp: Path, alg: str, compare: Path | None = None) -> None:
+    def __init__(self, tmp: Path, alg: str, compare: Path | None = None, workers2: bool = True) -> None:
         self.tmp, self.alg = tmp, alg
         self.compare = compare  # another checkout: its sidecar behind a listener of its own
+        self.workers2 = workers2  # start the two-worker sidecar (row sidecar_grpc_hit_workers2) and its Redis
+        self.main2: Sidecar | None = None
         self.procs: list[Proc | Sidecar] = []
         self._redis_url: str | None = None
 
@@ -62,11 +64,12 @@ class Stack:
                                                 "sidecar_http", "floor_grpc", "floor_http", "ceiling_grpc",
                                                 "ceiling_http", "ceiling_grpc_allow", *FLOORS, *CEILINGS.values())}
         ports.update(sidecar_grpc_port=self.main.grpc_port, sidecar_http_port=self.main.http_port)
-        # two workers on Redis, as `--workers 2` on two cores runs; each connection asked to
-        # keep to 16 streams, so that one Envoy worker's Checks reach both
-        self.main2 = self.sidecar(workers=2, AUTH_SIDECAR_STORE_URL=self.redis_url(),
-                                  AUTH_SIDECAR_GRPC_MAX_CONCURRENT_STREAMS="16")
-        ports.update(sidecar_grpc_w2=free_port(), sidecar_grpc_w2_port=self.main2.grpc_port)
+        if self.workers2:
+            # two workers on Redis, as `--workers 2` on two cores runs; each connection asked to
+            # keep to 16 streams, so that one Envoy worker's Checks reach both
+            self.main2 = self.sidecar(workers=2, AUTH_SIDECAR_STORE_URL=self.redis_url(),
+                                      AUTH_SIDECAR_GRPC_MAX_CONCURRENT_STREAMS="16")
+            ports.update(sidecar_grpc_w2=free_port(), sidecar_grpc_w2_port=self.main2.grpc_port)
         if self.compare is not None:
             self.compared = Sidecar(self.env, args=["--workers", "1"], tmp=self.tmp, root=self.compare)
             self.procs.append(self.compared)
