@@ -206,7 +206,8 @@ async def test_a_missing_token_is_challenged_for_both_schemes_with_the_configure
     first, again = await answer(engine, no_token), await answer(engine, no_token)
     assert first.status == 401 and first.reason == "missing_token" and first.error == ""
     # RFC 9449 §7.2 / RFC 6750 §3: both schemes, no error code (no token was sent)
-    assert first.decision.www_authenticate == 'Bearer realm="auth-sidecar", DPoP realm="auth-sidecar", algs="ES256 EdDSA"'
+    assert first.decision.www_authenticate == ('Bearer realm="auth-sidecar", '
+                                               'DPoP realm="auth-sidecar", algs="ES256 EdDSA"')
     assert json.loads(first.decision.body)["error"] == "unauthorized"
     assert first.decision is again.decision  # one constant: its encodings are memoised like any deny's
 
