@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
+_BEARER = 'Bearer realm="auth-sidecar"'
 _DPOP_ERRORS = ("invalid_token", "insufficient_scope", "invalid_request", "invalid_dpop_proof", "use_dpop_nonce")
 
 
@@ -35,12 +36,16 @@ class Decision:
     # and `nonce` goes out as the DPoP-Nonce header (with error use_dpop_nonce)
     dpop_algs: str = ""
     nonce: str = ""
+    # with `dpop_algs`: the Bearer challenge first, then the DPoP one, in one header value (the
+    # missing-token 401 when DPoP is accepted, RFC 9449 §7.2; one value, RFC 9110 §11.6.1,
+    # because both transports send one `www-authenticate` header and Envoy passes it on intact)
+    bearer_too: bool = False
 
     @property
     def www_authenticate(self) -> str:
         if self.dpop_algs:
-            return self._dpop_challenge()
-        parts = ['Bearer realm="auth-sidecar"']
+            return _BEARER + ", " + self._dpop_challenge() if self.bearer_too else self._dpop_challenge()
+        parts = [_BEARER]
         if self.error and self.error in ("invalid_token", "insufficient_scope", "invalid_request"):
             parts.append(f'error="{self.error}"')
             if self.description:
@@ -84,3 +89,14 @@ def forbidden(description: str, reason: str, error: str = "access_denied", scope
 
 
 MISSING_TOKEN = unauthorized("a bearer token is required", "missing_token", error="")
+
+
+def missing_token(dpop_algs: str) -> Decision:
+    """The 401 for a request with no token (RFC 6750 §3: a challenge, no error code): when DPoP
+    proofs are accepted (`dpop_algs`, the `algs` of RFC 9449 §7.1), the Bearer and the DPoP
+    challenge, so a client learns both schemes and the algorithms before it sends a token. Built
+    once per engine: a missing token is answered with a constant, like any memoised deny."""
+    if not dpop_algs:
+        return MISSING_TOKEN
+    return Decision(False, 401, MISSING_TOKEN.reason, description=MISSING_TOKEN.description, dpop_algs=dpop_algs,
+                    bearer_too=True)

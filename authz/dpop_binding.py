@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Callable
 
-from authz.decision import Decision
+from authz.decision import Decision, missing_token
 from authz.dpop import ProofChecker, ProofError, normalize_url
 from authz.extract import DpopToken
 from authz.identity import Identity
@@ -50,6 +50,8 @@ class DpopBinding:
     def __init__(self, checker: ProofChecker, first_use: FirstUse) -> None:
         self.checker = checker
         self.first_use = first_use
+        # the 401 for no token at all: the Bearer and the DPoP challenge (RFC 9449 §7.2), one constant
+        self.missing_token = missing_token(checker.algs_text)
 
     def check(self, req: AuthRequest, identity: Identity, token: str, rules: Rules) -> NowOrLater[Decision | None]:
         """None when the request proves possession of the token's key; else the 401 (now), or

@@ -63,6 +63,8 @@ class Engine:
         self.is_revoked = is_revoked
         self.certificates = CertificateBinding(trusted_proxy_hops)  # RFC 8705 bound tokens
         self.dpop = dpop  # authz/dpop_binding.py: DpopBinding (None: DPoP-bound tokens are refused)
+        # no token: a constant either way (with DPoP, its challenge and algs too: RFC 9449 §7.2)
+        self._missing = MISSING_TOKEN if dpop is None else dpop.missing_token
         self._anonymous = mutator.allow(None, None)
 
     def set_mutator(self, mutator: Mutator) -> None:
@@ -140,7 +142,7 @@ class Engine:
             return unauthorized(exc.description, exc.reason), None, b"", "", None
         rules = self.rules.for_request(req.path, req.context_extensions)
         if token is None:
-            return (self._anonymous if rules.allow_anonymous else MISSING_TOKEN), None, b"", "", rules
+            return (self._anonymous if rules.allow_anonymous else self._missing), None, b"", "", rules
         key = _sha256(token.encode()).digest()  # cache.token_key, spelled out on the hot path
         entry = self.cache.get(key)
         if entry is None:

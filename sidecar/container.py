@@ -39,7 +39,8 @@ from sidecar.oauth.presented import PresentedTokens
 from sidecar.oauth.revoker import Revoker
 from sidecar.oauth.throttle import LoginThrottle
 from sidecar.oauth.credentials import RemoteCredentials, StoreCredentials
-from sidecar.store import Store, StoreUnavailable, open_store
+from sidecar.store import Store, open_store
+from sidecar.store.once import use_once_within
 from sidecar.store.timed import TimedStore
 from transport.grpc.authorization import AuthorizationService
 from transport.grpc.h2_face import H2Face
@@ -310,11 +311,7 @@ def _dpop_replay(settings: Settings, store: Store) -> FirstUse:
         timeout = settings.dpop.replay_timeout_seconds
 
         async def first_use(key: str, until: float) -> bool:
-            try:
-                async with asyncio.timeout(timeout):  # a timer, not a task
-                    return await store.use_once("dpop:" + key, until)
-            except TimeoutError:
-                raise StoreUnavailable(f"DPoP replay check: no answer within {timeout:g} s") from None
+            return await use_once_within(store, "dpop:" + key, until, timeout)
         return first_use
     return ReplayCache(settings.dpop.replay_max_entries).first_use
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from authz.dpop import ProofError, normalize_url
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidDpopProof, UseDpopNonce
+from sidecar.store.once import use_once_within
 from sidecar.store.records import Client
 
 TOKEN_PATH = "/oauth/token"
@@ -31,7 +32,8 @@ async def dpop_binding(ctx: OAuthContext, request: Request, client: Client | Non
     checked: htm POST, htu this endpoint as the client addressed it or under the issuer URL,
     iat window, jti used once, nonce when nonces are on), or None when it sends no proof and
     its client does not require one (`dpop_bound_access_tokens`). Raises InvalidDpopProof or
-    UseDpopNonce (400, RFC 9449 §5 and §8)."""
+    UseDpopNonce (400, RFC 9449 §5 and §8), or StoreUnavailable when the jti could not be
+    recorded within `dpop.replay_timeout_seconds` (503 temporarily_unavailable)."""
     values = request.headers.getlist("dpop")
     if not values:
         if client is not None and client.dpop_bound_access_tokens:
@@ -47,7 +49,10 @@ async def dpop_binding(ctx: OAuthContext, request: Request, client: Client | Non
         if exc.error == "use_dpop_nonce":
             raise UseDpopNonce(exc.description, headers={"DPoP-Nonce": checker.nonces.current()}) from None
         raise InvalidDpopProof(exc.description) from None
-    if not await ctx.store.use_once("dpop-token:" + proof.replay_key, proof.replay_until):
+    # bounded as at ext_authz: a stalled store is a 503 (`guarded`) within the timeout, and no
+    # token is issued on a proof whose jti was not recorded
+    if not await use_once_within(ctx.store, "dpop-token:" + proof.replay_key, proof.replay_until,
+                                 ctx.settings.dpop.replay_timeout_seconds):
         raise InvalidDpopProof("DPoP proof was already used")
     return proof.jkt
 

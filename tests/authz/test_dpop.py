@@ -200,6 +200,28 @@ async def test_plain_bearer_tokens_are_unchanged(ring):
     assert got.allowed and got.decision.www_authenticate.startswith("Bearer")
 
 
+async def test_a_missing_token_is_challenged_for_both_schemes_with_the_configured_algs(ring):
+    engine = engine_for(ring, AUTH_SIDECAR_DPOP__ALGS="ES256,EdDSA")
+    no_token = AuthRequest({}, "/orders", "GET", {}, None, lambda _: Origin("https", "api.example.com"))
+    first, again = await answer(engine, no_token), await answer(engine, no_token)
+    assert first.status == 401 and first.reason == "missing_token" and first.error == ""
+    # RFC 9449 §7.2 / RFC 6750 §3: both schemes, no error code (no token was sent)
+    assert first.decision.www_authenticate == ('Bearer realm="auth-sidecar", '
+                                               'DPoP realm="auth-sidecar", algs="ES256 EdDSA"')
+    assert json.loads(first.decision.body)["error"] == "unauthorized"
+    assert first.decision is again.decision  # one constant: its encodings are memoised like any deny's
+
+
+async def test_without_a_dpop_binding_a_missing_token_gets_the_bearer_challenge_alone(ring):
+    from authz.decision import MISSING_TOKEN
+    from authz.engine import Engine
+
+    built = engine_for(ring)
+    engine = Engine(built.extractor, built.verifier, built.cache, built.rules, built.mutator, built.metrics)
+    got = await answer(engine, AuthRequest({}, "/orders"))
+    assert got.decision is MISSING_TOKEN and got.decision.www_authenticate == 'Bearer realm="auth-sidecar"'
+
+
 async def test_route_base_url_is_the_htu_of_requests_through_a_gateway(ring, key):
     engine = engine_for(ring, AUTH_SIDECAR_ROUTES='[{"path_prefix": "/orders", '
                                                   '"dpop_base_url": "https://gw.example.com/shop"}]')

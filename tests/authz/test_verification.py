@@ -130,7 +130,9 @@ async def test_bad_token_is_401(engine, ring, case):
 async def test_missing_token_is_401_without_error_code(engine):
     d = await answer(engine, AuthRequest({}, "/x"))
     assert d.status == 401 and d.error == ""
-    assert d.www_authenticate == 'Bearer realm="auth-sidecar"'
+    # the sidecar accepts DPoP too: both challenges, neither with an error code (RFC 9449 §7.2)
+    assert d.www_authenticate == ('Bearer realm="auth-sidecar", '
+                                  'DPoP realm="auth-sidecar", algs="ES256 ES384 ES512 RS256 PS256 EdDSA"')
     assert json.loads(d.body)["error_description"]
 
 

@@ -120,6 +120,20 @@ def test_dpop_token_through_envoy(dpop_stack, dpop_token, listener):
         assert r.json()["error"] == "invalid_dpop_proof", (case, r.text)
 
 
+@pytest.mark.parametrize("listener", ["grpc", "http"])
+def test_a_request_without_a_token_learns_both_schemes_and_the_proof_algorithms(dpop_stack, listener):
+    """RFC 9449 §7.2 / RFC 6750 §3: no token, a 401 naming Bearer and DPoP (with `algs`), in one
+    `WWW-Authenticate` value (RFC 9110 §11.6.1) that Envoy passes on whole in both modes."""
+    r = httpx.get(dpop_stack[listener] + "/orders")
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized", r.text
+    assert r.headers.get_list("www-authenticate") == [
+        'Bearer realm="auth-sidecar", DPoP realm="auth-sidecar", algs="ES256 ES384 ES512 RS256 PS256 EdDSA"']
+    # the algorithms a client may sign its proofs with, as the token endpoint's metadata says
+    metadata = httpx.get(dpop_stack["sidecar"].http + "/.well-known/oauth-authorization-server").json()
+    algs = r.headers["www-authenticate"].rpartition('algs="')[2].rstrip('"').split()
+    assert algs == metadata["dpop_signing_alg_values_supported"]
+
+
 def test_replay_is_refused_by_another_replica_sharing_redis(dpop_stack, dpop_token):
     token, key = dpop_token.access_token, dpop_token.dpop_key
     a, b = dpop_stack["sidecar"], dpop_stack["replica"]

@@ -2,7 +2,8 @@
 cached DPoP-bound token with a valid fresh proof is denied 503 (the jti cannot be recorded:
 never an allow that a replay could repeat), and comes back when Redis does. A stalled Redis
 (SIGSTOP) is answered 503 within `dpop.replay_timeout_seconds`, not after the Redis client's
-timeouts and retries."""
+timeouts and retries; so is a DPoP token request, whose proof's jti the token endpoint records
+in Redis too (and no token is issued on a proof it could not record)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import os
 import signal
 import time
 
+import uuid
+
 import grpc
 import httpx
+import jwt
 import pytest
 from envoy.service.auth.v3 import external_auth_pb2 as pb
 from envoy.service.auth.v3 import external_auth_pb2_grpc as pb_grpc
-from requests_oauth2client import OAuth2Client
+from requests_oauth2client import DPoPKey, OAuth2Client
 
 from authz.dpop import b64url_sha256
 from tests.support.admin_sidecar import admin_sidecar
@@ -95,3 +99,43 @@ def test_a_stalled_redis_denies_dpop_checks_within_the_replay_timeout(outage):
         assert grpc_check() == 200
     finally:
         channel.close()
+
+
+def test_a_stalled_redis_answers_dpop_token_requests_503_within_the_replay_timeout(outage):
+    redis, sidecar = outage
+    admin = sidecar.admin
+    su = admin.post(f"/admin/tenants/{admin.app().tenant}/service-users", {"name": "etl", "org_id": "org-7"})
+    signing = admin.post(f"/admin/service-users/{su['id']}/keys", {"title": "etl-key"})
+    endpoint, dpop = sidecar.http + "/oauth/token", DPoPKey.generate()
+
+    def ask() -> httpx.Response:
+        """A jwt-bearer grant (no client authentication) with a fresh assertion and proof: the
+        proof's jti is the request's first store call."""
+        now = int(time.time())
+        assertion = jwt.encode({"iss": signing["principal_id"], "sub": signing["principal_id"],
+                                "aud": "http://127.0.0.1:8080/oauth/token", "iat": now, "exp": now + 120,
+                                "jti": uuid.uuid4().hex}, signing["private_key"], algorithm="ES256",
+                               headers={"kid": signing["kid"]})
+        return httpx.post(endpoint, data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                                          "assertion": assertion},
+                          headers={"dpop": str(dpop.proof(htm="POST", htu=endpoint))}, timeout=30)
+
+    assert ask().status_code == 200
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        for _ in range(2):
+            started = time.monotonic()
+            r = ask()
+            took = time.monotonic() - started
+            assert r.status_code == 503, r.text  # never a token on a proof whose jti was not recorded
+            assert r.json() == {"error": "temporarily_unavailable",
+                                "error_description": "the token store is unavailable; retry later"}
+            assert r.headers["retry-after"] == "1"
+            assert took < 1.0, took  # dpop.replay_timeout_seconds: 0.5 s; the Redis client alone: ~9 s
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    wait_until(lambda: ask().status_code == 200, 10, "Redis back")
+    token = ask().json()  # the same service user and key get bound tokens again
+    assert token["token_type"] == "DPoP"
+    assert jwt.decode(token["access_token"], options={"verify_signature": False})["cnf"] == {"jkt": dpop.dpop_jkt}
+    assert "DPoP replay check: no answer within 0.5 s" in sidecar.logs() and "Traceback" not in sidecar.logs()
