@@ -109,12 +109,21 @@ def _op(summary: str, path: str, codes: dict[str, Any], body: dict[str, Any] | N
     return op
 
 
-# RFC 9110 §8.8.3, §13.1.1: a record's ETag (its revision) and If-Match on its PATCH and DELETE
+# RFC 9110 §8.8.3, §13.1.1, §13.1.2: a record's ETag (its revision), If-Match on its PATCH and
+# DELETE, If-None-Match on its GET
 _ETAG = {"ETag": {"required": True, "description": "the record's revision, a strong entity tag",
                   "schema": {"type": "string", "pattern": '^"[0-9a-f]{40}"$'}}}
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
              "description": "`*` or a list of entity tags: only if the record is at one of these ETags (as GET or "
                             "PATCH gave them), or for `*` exists; else 412 and nothing changes"}
+
+
+_IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                  "description": "`*` or a list of entity tags (weak comparison: W/\"x\" names \"x\"): 304 with no "
+                                 "body when the record is at one of them, or for `*` exists; a field that is neither "
+                                 "is ignored"}
+_NOT_MODIFIED = {"description": "If-None-Match names the record's ETag (or is *): the caller's copy is current; "
+                                "no body", "headers": _ETAG}
 
 
 def _conditional(op: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +143,11 @@ def _list(summary: str, path: str, item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _get(summary: str, path: str, answer: dict[str, Any], etag: bool = True) -> dict[str, Any]:
-    return _op(summary, path, {"200": _tagged(_answer(answer)) if etag else _answer(answer)})
+    if not etag:
+        return _op(summary, path, {"200": _answer(answer)})
+    op = _op(summary, path, {"200": _tagged(_answer(answer)), "304": _NOT_MODIFIED})
+    op["parameters"] = op.get("parameters", []) + [_IF_NONE_MATCH]
+    return op
 
 
 def _create(summary: str, path: str, body: dict[str, Any], answer: dict[str, Any], conflict: str | None = None,

@@ -6,7 +6,7 @@ disables a client, user or service user (or gives a user a new password) revokes
 too, and a disabled one gets no new token. Every write is logged on the `audit` logger.
 A PATCH is a conditional write, retried while other writes land in between (none is lost, a
 deleted record stays deleted); a record's ETag is its revision, and If-Match makes a PATCH or
-DELETE conditional on it (sidecar/admin/conditional.py).
+DELETE conditional on it, If-None-Match a GET (304) (sidecar/admin/conditional.py).
 """
 
 from __future__ import annotations
@@ -276,6 +276,15 @@ class AdminApi:
     def _one(got: Revised, view: Callable[[Any], dict]) -> Response:
         return JSONResponse(view(got[0]), headers={"ETag": conditional.etag(got[1])})
 
+    @staticmethod
+    def _read_one(request: Request, got: Revised, view: Callable[[Any], dict]) -> Response:
+        """A GET of one record: 304 with its ETag and no body when If-None-Match names the
+        record's ETag or is `*` (RFC 9110 §13.1.2, §15.4.5), else the record."""
+        named = conditional.if_none_match(request.headers.getlist("if-none-match"))
+        if conditional.not_modified(named, got[1]):
+            return Response(status_code=304, headers={"ETag": conditional.etag(got[1])})
+        return AdminApi._one(got, view)
+
     # --- conditional writes
     @staticmethod
     def _if_match(request: Request, revision: str) -> frozenset[str] | None:
@@ -337,25 +346,25 @@ class AdminApi:
         return await self._page(request, "tenants", None, views.tenant)
 
     async def get_tenant(self, request: Request) -> Response:
-        return self._one(await self._tenant_revised(request), views.tenant)
+        return self._read_one(request, await self._tenant_revised(request), views.tenant)
 
     async def list_clients(self, request: Request) -> Response:
         return await self._page(request, "clients", (await self._tenant(request)).id, views.client)
 
     async def get_client(self, request: Request) -> Response:
-        return self._one(await self._client(request), views.client)
+        return self._read_one(request, await self._client(request), views.client)
 
     async def list_users(self, request: Request) -> Response:
         return await self._page(request, "users", (await self._tenant(request)).id, views.user)
 
     async def get_user(self, request: Request) -> Response:
-        return self._one(await self._user(request), views.user)
+        return self._read_one(request, await self._user(request), views.user)
 
     async def list_service_users(self, request: Request) -> Response:
         return await self._page(request, "service_users", (await self._tenant(request)).id, views.service_user)
 
     async def get_service_user(self, request: Request) -> Response:
-        return self._one(await self._tenant_service_user(request), views.service_user)
+        return self._read_one(request, await self._tenant_service_user(request), views.service_user)
 
     async def list_secrets(self, request: Request) -> Response:
         return await self._page(request, "secrets", (await self._service_user(request)).id, views.secret)

@@ -1,6 +1,7 @@
-"""HTTP conditional requests on admin records (RFC 9110 §8.8.3, §13.1.1): a record's `ETag`
-is its revision (sidecar/store/revisions.py), a strong validator; `If-Match` on a PATCH or
-DELETE names the ETags it may still have (`*`: any, so long as it exists)."""
+"""HTTP conditional requests on admin records (RFC 9110 §8.8.3, §13.1.1, §13.1.2): a record's
+`ETag` is its revision (sidecar/store/revisions.py), a strong validator; `If-Match` on a PATCH
+or DELETE names the ETags it may still have (`*`: any, so long as it exists); `If-None-Match`
+on a GET names the ETags the caller already holds (→ 304 Not Modified)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 from typing import Sequence
 
 ANY = "*"
-# RFC 9110 §8.8.3, §5.6.1: If-Match = "*" / #entity-tag, entity-tag = [ W/ ] DQUOTE *etagc DQUOTE,
+# RFC 9110 §8.8.3, §5.6.1: If-Match = If-None-Match = "*" / #entity-tag, entity-tag = [ W/ ] DQUOTE *etagc DQUOTE,
 # etagc = %x21 / %x23-7E / obs-text (obsolete, and in no ETag of ours: left out); a list may hold
 # empty elements.
 _TAG = r'(?:W/)?"[\x21\x23-\x7e]*"'
@@ -41,3 +42,22 @@ def if_match(values: Sequence[str]) -> frozenset[str] | None:
 
 def allows(wanted: frozenset[str] | None, revision: str) -> bool:
     return wanted is None or ANY in wanted or revision in wanted
+
+
+def if_none_match(values: Sequence[str]) -> frozenset[str] | None:
+    """The revisions the request's If-None-Match fields name, compared weakly (RFC 9110
+    §13.1.2: `W/"x"` names "x" too), {ANY} for `*`; None without the field, and for a field
+    that is neither `*` nor a list of entity tags: ignored, the full answer is never wrong."""
+    if not values:
+        return None
+    joined = ", ".join(values)
+    if not _FIELD.fullmatch(joined):
+        return None
+    if joined.strip(" \t") == ANY:
+        return frozenset({ANY})
+    return frozenset(opaque for _, opaque in _TAGS.findall(joined))
+
+
+def not_modified(named: frozenset[str] | None, revision: str) -> bool:
+    """If-None-Match is false for the record at `revision` (it exists: `*` names it): 304."""
+    return named is not None and (ANY in named or revision in named)

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.requests import Request
 
 from authz.mtls import XFCC, der_thumbprint, forwarded_element
-from sidecar.oauth.errors import InvalidClient, InvalidRequest
+from sidecar.oauth.errors import InvalidClient, InvalidGrant, InvalidRequest
 from sidecar.store.records import Client
 
 CERTIFICATE_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
@@ -94,6 +94,20 @@ def bound_thumbprint(request: Request, hops: int) -> str:
         raise InvalidRequest("this client's tokens are bound to its certificate "
                              "(tls_client_certificate_bound_access_tokens); present one")
     return certificate.thumbprint
+
+
+def check_bound_family(request: Request, hops: int, x5t: str | None, what: str = "this refresh token") -> None:
+    """A refresh family bound to a public client's certificate (RFC 8705 §4; `x5t`, None when
+    it is not bound) is used only by a request presenting that certificate; else
+    `invalid_grant` (RFC 6749 §5.2). The family is left alone: a refusal is no reuse."""
+    if x5t is None:
+        return
+    certificate = presented_certificate(request, hops)
+    if certificate is None:
+        raise InvalidGrant(f"{what} is bound to a client certificate (RFC 8705); no client certificate was "
+                           "forwarded by a trusted proxy")
+    if not hmac.compare_digest(certificate.thumbprint.encode(), x5t.encode()):
+        raise InvalidGrant(f"{what} is bound to another client certificate than the one presented")
 
 
 def binds_tokens(client: Client | None) -> bool:

@@ -59,5 +59,6 @@ async def dpop_binding(ctx: OAuthContext, request: Request, client: Client | Non
 
 def bound_refresh(client: Client | None) -> bool:
     """Refresh tokens of public clients (no client authentication) are bound to the DPoP key
-    too (RFC 9449 §5); a confidential client's are bound by its authentication already."""
+    too (RFC 9449 §5), and to the client certificate (RFC 8705 §4); a confidential client's
+    are bound by its authentication already."""
     return client is not None and client.token_endpoint_auth_method == "none"

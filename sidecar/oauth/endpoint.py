@@ -61,10 +61,13 @@ class TokenEndpoint:
             raise UnauthorizedClient(f"this client may not use grant_type {grant_type}")
         jkt = await dpop_binding(ctx, request, client)  # before the grant's work: a bad proof costs no password check
         validated = await grant.validate(ctx, request, params, client, prefetched)
+        public = bound_refresh(client)  # its refresh tokens are bound to what binds its access tokens
         if binds_tokens(client):  # RFC 8705 §3: bound to the certificate it presented
-            validated.extra["cnf"] = {"x5t#S256": bound_thumbprint(request, ctx.settings.trusted_proxy_hops)}
+            thumbprint = bound_thumbprint(request, ctx.settings.trusted_proxy_hops)
+            validated.extra["cnf"] = {"x5t#S256": thumbprint}
+            validated.refresh_x5t = thumbprint if public else None  # RFC 8705 §4
         validated.jkt = jkt
-        validated.refresh_jkt = jkt if bound_refresh(client) else None
+        validated.refresh_jkt = jkt if public else None
         request.state.client_id = validated.client_id
         answer = await grant.issue(ctx, validated)
         ctx.metrics.issued.labels(grant_type, validated.client_id).inc()

@@ -97,14 +97,16 @@ def new_family() -> str:
 
 def new_refresh_token(*, client_id: str, tenant: str, subject: str, scope: str, family_expires_at: float,
                       family: str | None = None, org_id: str | None = None, project_ids: tuple[str, ...] = (),
-                      secret: str | None = None, jkt: str | None = None) -> tuple[str, RefreshRecord]:
+                      secret: str | None = None, jkt: str | None = None,
+                      x5t_s256: str | None = None) -> tuple[str, RefreshRecord]:
     """A new token (of a new family unless `family` is given) and the record the store keeps.
     `secret` given: a held family's token, whose secret is its access token's jti (never sent).
-    `jkt`: bound to that DPoP key (a public client's)."""
+    `jkt`, `x5t_s256`: bound to that DPoP key, that client certificate (a public client's)."""
     family = family or new_family()
     held = secret is not None
     secret = secret or secrets.token_urlsafe(32)
     record = RefreshRecord(digest=digest(secret), family=family, client_id=client_id, tenant=tenant,
                            subject=subject, scope=scope, family_expires_at=family_expires_at, created=time.time(),
-                           org_id=org_id, project_ids=tuple(project_ids), held=held, jkt=jkt)
+                           org_id=org_id, project_ids=tuple(project_ids), held=held, jkt=jkt,
+                           x5t_s256=x5t_s256)
     return f"{REFRESH_PREFIX}-{family}-{secret}", record

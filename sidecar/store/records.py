@@ -111,3 +111,6 @@ class RefreshRecord:
     project_ids: tuple[str, ...] = ()
     held: bool = False  # kept by the service, traded by access token (grants/held_refresh.py)
     jkt: str | None = None  # a public client's DPoP key (RFC 9449 §5): a refresh needs a proof by it
+    # a public client's certificate (RFC 8705 §4, `x5t#S256`): a refresh needs the same one.
+    # Records stored before the field existed read as None: not bound, as they were
+    x5t_s256: str | None = None

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from requests_oauth2client import InvalidClient, OAuth2Client
+from requests_oauth2client import InvalidClient, InvalidGrant, OAuth2Client
 
 from tests.support.admin_sidecar import admin_sidecar
 from tests.support.net import free_port
@@ -354,3 +354,20 @@ def test_password_and_refresh_tokens_of_a_certificate_client_are_bound(stack, ad
     assert get(stack, stack.grpc_url, refreshed.access_token, stack.pki.a).status_code == 200
     with pytest.raises(InvalidClient):  # the refresh token is the client's: another certificate is not
         oauth2_client(stack, stack.token_url, client_id, stack.pki.b).refresh_token(refreshed.refresh_token)
+
+
+def test_a_public_clients_refresh_tokens_are_bound_to_its_certificate(stack, admin):
+    """RFC 8705 §4: no client authentication binds a public client's refresh token, so the
+    family is bound to the certificate it logged in with; B holding A's refresh token gets nothing."""
+    client_id = admin.post(f"/admin/tenants/{admin.tenant}/clients", {
+        "name": "spa", "grant_types": ["password", "refresh_token"], "scopes": ["read"],
+        "token_endpoint_auth_method": "none", "tls_client_certificate_bound_access_tokens": True})["client_id"]
+    admin.post(f"/admin/tenants/{admin.tenant}/users", {"username": "bob", "password": "correct horse"})
+    a = oauth2_client(stack, stack.token_url, client_id, stack.pki.a)
+    first = a.resource_owner_password("bob", "correct horse", scope="read")
+    refreshed = a.refresh_token(first.refresh_token)
+    assert claims(refreshed.access_token)["cnf"] == {"x5t#S256": stack.pki.a.x5t}
+    assert get(stack, stack.grpc_url, refreshed.access_token, stack.pki.a).status_code == 200
+    with pytest.raises(InvalidGrant, match="another client certificate"):
+        oauth2_client(stack, stack.token_url, client_id, stack.pki.b).refresh_token(refreshed.refresh_token)
+    assert a.refresh_token(refreshed.refresh_token).access_token  # still its holder's

@@ -1,7 +1,8 @@
 """The admin API's reads, pagination, PATCH and audit trail against the real `auth-sidecar
 serve`, over the memory store and a real Redis (the `svc` fixture): what is read back is
-metadata only, lists page through every record exactly once, a disabled client, user,
-service user or tenant gets no token, and every write leaves one secret-free audit line."""
+metadata only, a read with If-None-Match naming the record's ETag is 304, lists page through
+every record exactly once, a disabled client, user, service user or tenant gets no token, and
+every write leaves one secret-free audit line."""
 
 from __future__ import annotations
 
@@ -122,6 +123,41 @@ def test_unknown_ids_are_404_and_unknown_paths_json(svc, world):
     r = api(svc).put(f"/admin/tenants/{app.tenant}", json={})
     assert r.status_code == 405 and set(r.headers["allow"].split(", ")) >= {"GET", "PATCH"}
     assert api(svc).patch("/admin/tenants/nope", json={"disabled": True}).status_code == 404
+
+
+def test_if_none_match_answers_304_while_the_record_is_unchanged(svc, world):
+    """RFC 9110 §13.1.2 on every GET of one record: a matching tag (weakly compared), one of a
+    list, or `*` → 304 with the ETag and no body; anything else → 200 with the record."""
+    app, su, _, _ = world
+    t = f"/admin/tenants/{app.tenant}"
+    for path in (t, f"{t}/clients/{app.client_id}", f"{t}/users/{app.user_id}", f"/admin/service-users/{su['id']}",
+                 f"{t}/service-users/{su['id']}"):
+        first = api(svc).get(path)
+        etag = first.headers["etag"]
+        for named in (etag, f"W/{etag}", f'"other", {etag}', "*", f'W/"x" ,  {etag} ,'):
+            r = api(svc).get(path, headers={"if-none-match": named})
+            assert r.status_code == 304, (path, named, r.status_code, r.text)
+            assert r.headers["etag"] == etag and r.content == b"" and "content-type" not in r.headers
+            assert api(svc).head(path, headers={"if-none-match": named}).status_code == 304
+        for other in ('"other"', 'W/"other", "0123"', "not-a-tag", f"{etag[1:-1]}", f"*, {etag}", ""):
+            r = api(svc).get(path, headers={"if-none-match": other})
+            assert r.status_code == 200 and r.json() == first.json() and r.headers["etag"] == etag, (path, other)
+
+
+def test_if_none_match_sees_a_change_and_a_missing_record_stays_404(svc):
+    app = svc.admin.app()
+    path = f"/admin/tenants/{app.tenant}/clients/{app.client_id}"
+    etag = api(svc).get(path).headers["etag"]
+    changed = api(svc).patch(path, json={"scopes": ["read"]})
+    r = api(svc).get(path, headers={"if-none-match": etag})  # the copy held is stale: the new record
+    assert r.status_code == 200 and r.json()["scopes"] == ["read"] and r.headers["etag"] == changed.headers["etag"]
+    assert api(svc).get(path, headers={"if-none-match": changed.headers["etag"]}).status_code == 304
+    assert api(svc).delete(path).status_code == 204
+    for named in (changed.headers["etag"], "*"):
+        r = api(svc).get(path, headers={"if-none-match": named})
+        assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
+    r = httpx.get(svc.http + f"/admin/tenants/{app.tenant}", headers={"if-none-match": "*"})  # no admin token
+    assert r.status_code == 401
 
 
 @pytest.mark.parametrize("body,field", [

@@ -43,6 +43,8 @@ class Validated:
     # to it (cnf.jkt, token_type DPoP); `refresh_jkt`: its refresh tokens too (a public client)
     jkt: str | None = None
     refresh_jkt: str | None = None
+    # a public client's certificate (RFC 8705 §4): a new refresh family is bound to it
+    refresh_x5t: str | None = None
 
 
 V = TypeVar("V", bound=Validated)
@@ -78,7 +80,8 @@ class Grant(Generic[V]):
             rt, record = new_refresh_token(client_id=v.client_id, tenant=v.tenant or "", subject=v.subject,
                                            scope=" ".join(sorted(v.scope)), family_expires_at=time.time() + lifetime,
                                            family=family, org_id=v.org_id, project_ids=v.project_ids,
-                                           secret=token.claims["jti"] if v.held else None, jkt=v.refresh_jkt)
+                                           secret=token.claims["jti"] if v.held else None, jkt=v.refresh_jkt,
+                                           x5t_s256=v.refresh_x5t)
             await ctx.store.put_refresh(record, (token.claims["jti"], token.claims["exp"]))
             if not v.held:
                 answer["refresh_token"] = rt

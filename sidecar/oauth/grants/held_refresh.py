@@ -21,6 +21,7 @@ from starlette.requests import Request
 
 from authz import jose
 from authz.errors import TokenError
+from sidecar.oauth.certificates import check_bound_family
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.credentials import digest
 from sidecar.oauth.errors import InvalidDpopProof, InvalidGrant
@@ -95,6 +96,7 @@ class HeldRefreshGrant(Grant[Trading]):
             raise InvalidGrant("access_token has no held session")
         if record.family_expires_at <= time.time():
             raise InvalidGrant("the held session has expired")
+        check_bound_family(request, ctx.settings.trusted_proxy_hops, record.x5t_s256, "the held session")
         return Trading(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
                        scope=set(record.scope.split()), ttl=access_ttl(ctx, client, params), org_id=record.org_id,
                        project_ids=record.project_ids, with_refresh=True, held=True, old=record,
@@ -109,7 +111,8 @@ class HeldRefreshGrant(Grant[Trading]):
                                         extra=bound_claims(v, {**v.extra, HELD_CLAIM: old.family}))
         _, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject, scope=old.scope,
                                    family_expires_at=old.family_expires_at, family=old.family, org_id=old.org_id,
-                                   project_ids=old.project_ids, secret=token.claims["jti"], jkt=old.jkt)
+                                   project_ids=old.project_ids, secret=token.claims["jti"], jkt=old.jkt,
+                                   x5t_s256=old.x5t_s256)
         rotation = await ctx.store.rotate_refresh(old, new, (token.claims["jti"], token.claims["exp"]), time.time())
         # nothing to hand out twice here: a replay within the grace period is reuse too
         await refuse_failed_rotation(ctx, old, rotation.outcome, what="the held session", reuse=("reused", "replayed"),

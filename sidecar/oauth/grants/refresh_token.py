@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from sidecar.oauth import successor
+from sidecar.oauth.certificates import check_bound_family
 from sidecar.oauth.context import OAuthContext
 from sidecar.oauth.errors import InvalidDpopProof, InvalidGrant
 from sidecar.oauth.grants.base import (Grant, TokenAnswer, Validated, access_ttl, bound_claims, granted_scopes,
@@ -55,6 +56,9 @@ class RefreshTokenGrant(Grant[Rotating]):
             raise InvalidGrant("refresh token was issued to another client")
         if record.family_expires_at <= time.time():
             raise InvalidGrant("refresh token has expired")
+        # a public client's family bound to its certificate: checked before the endpoint asks the
+        # client's setting for one (invalid_request), so a stolen token is always invalid_grant
+        check_bound_family(request, ctx.settings.trusted_proxy_hops, record.x5t_s256)
         granted = granted_scopes(params.get("scope"), record.scope.split())
         return Rotating(subject=record.subject, client_id=client.client_id, tenant=record.tenant or None,
                         scope=granted, ttl=access_ttl(ctx, client, params), org_id=record.org_id,
@@ -72,7 +76,8 @@ class RefreshTokenGrant(Grant[Rotating]):
             return await self._keep(ctx, v, token.token, (token.claims["jti"], token.claims["exp"]))
         rt, new = new_refresh_token(client_id=old.client_id, tenant=old.tenant, subject=old.subject,
                                     scope=" ".join(sorted(v.scope)), family_expires_at=old.family_expires_at,
-                                    family=old.family, org_id=old.org_id, project_ids=old.project_ids, jkt=old.jkt)
+                                    family=old.family, org_id=old.org_id, project_ids=old.project_ids, jkt=old.jkt,
+                                    x5t_s256=old.x5t_s256)
         # the successor and the new access token's jti are stored in the same atomic step
         # that marks the old token used; revocation of its family, subject or client is checked there too
         grace = ctx.settings.refresh.reuse_grace_seconds
