@@ -5,6 +5,16 @@ from __future__ import annotations
 import json
 
 
+# the identity headers the sidecar sets or strips (HeaderNames' defaults), registered as Envoy
+# inline request headers, as examples/envoy.yaml does: ~2.5 % fewer Envoy instructions per
+# allowed request (`python -m bench.callgrind --no-inline-headers` counts the difference)
+IDENTITY_HEADERS = ("x-tenant-id", "x-org-id", "x-project-id", "x-user-id", "x-client-id", "x-scopes", "x-actor-id")
+
+
+def inline_headers(names: tuple[str, ...] = IDENTITY_HEADERS) -> list[dict]:
+    return [{"inline_header_name": name, "inline_header_type": "REQUEST_HEADER"} for name in names]
+
+
 def _hcm(name: str, filters: list[dict], per_route: dict | None = None) -> dict:
     route = {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}
     if per_route:
@@ -90,6 +100,7 @@ def build(ports: dict[str, int], issuer: str, audience: str, jwks: dict) -> dict
         clusters.append(_cluster("compared_grpc", ports["compared_grpc_port"], True))
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ports["admin"]}}},
+        "inline_headers": inline_headers(),
         "static_resources": {
             "listeners": [{"name": name, "address": {"socket_address": {"address": "127.0.0.1",
                                                                          "port_value": ports[name]}},
