@@ -37,18 +37,22 @@ _SIX = (("x-tenant-id", "acme"), ("x-org-id", "org-1"), ("x-project-id", "p1"), 
         ("x-scopes", "read write"), ("x-user-id", "hit-0"))
 
 
+def _framed(response: pb.CheckResponse) -> bytes:
+    raw = response.SerializeToString()
+    return b"\x00" + len(raw).to_bytes(4, "big") + raw  # gRPC's prefix: not compressed, length
+
+
 def _answer(headers: tuple[tuple[str, str], ...] = (), remove: tuple[str, ...] = ()) -> bytes:
     if not headers and not remove:
         return ceilings.EMPTY_CHECK_RESPONSE
     ok = pb.OkHttpResponse(headers=[HeaderValueOption(header=HeaderValue(key=k, value=v),
                                                       append_action=HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD)
                                     for k, v in headers], headers_to_remove=list(remove))
-    raw = pb.CheckResponse(status=Status(code=0), ok_response=ok).SerializeToString()
-    return b"\x00" + len(raw).to_bytes(4, "big") + raw
+    return _framed(pb.CheckResponse(status=Status(code=0), ok_response=ok))
 
 
 SHAPES = {"empty": _answer(),
-          "ok_empty": b"\x00\x00\x00\x00\x02" + pb.CheckResponse(ok_response=pb.OkHttpResponse()).SerializeToString(),
+          "ok_empty": _framed(pb.CheckResponse(ok_response=pb.OkHttpResponse())),
           "remove1": _answer(remove=("x-actor-id",)), "set1": _answer(_SIX[-1:]),
           "set6": _answer(_SIX), "allow": _answer(_SIX, ("x-actor-id",))}
 
