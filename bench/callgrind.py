@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from bench.stack import Stack
 from harness.net import free_port, wait_until
 from harness.processes import envoy_binary
 
@@ -90,8 +91,6 @@ def _total(path: Path) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.stack import Stack
-
     p = argparse.ArgumentParser(prog="python -m bench.callgrind", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=1000, help="requests counted per row and round")

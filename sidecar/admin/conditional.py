@@ -26,9 +26,9 @@ def etag(revision: str) -> str:
     return f'"{revision}"'
 
 
-def if_match(values: Sequence[str]) -> frozenset[str] | None:
-    """The revisions the request's If-Match fields allow (strong comparison: a weak tag
-    allows none), {ANY} for `*`; None without the field."""
+def _named(values: Sequence[str], weak: bool) -> frozenset[str] | None:
+    """The revisions a list of entity tags names ({ANY} for `*`; weak tags too when `weak`);
+    None without the field; BadIfMatch for a field that is neither."""
     if not values:
         return None
     joined = ", ".join(values)
@@ -37,7 +37,13 @@ def if_match(values: Sequence[str]) -> frozenset[str] | None:
                          'them): it matches no ETag')
     if joined.strip(" \t") == ANY:
         return frozenset({ANY})
-    return frozenset(opaque for weak, opaque in _TAGS.findall(joined) if not weak)
+    return frozenset(opaque for w, opaque in _TAGS.findall(joined) if weak or not w)
+
+
+def if_match(values: Sequence[str]) -> frozenset[str] | None:
+    """The revisions the request's If-Match fields allow (strong comparison: a weak tag
+    allows none), {ANY} for `*`; None without the field."""
+    return _named(values, weak=False)
 
 
 def allows(wanted: frozenset[str] | None, revision: str) -> bool:
@@ -48,16 +54,12 @@ def if_none_match(values: Sequence[str]) -> frozenset[str] | None:
     """The revisions the request's If-None-Match fields name, compared weakly (RFC 9110
     §13.1.2: `W/"x"` names "x" too), {ANY} for `*`; None without the field, and for a field
     that is neither `*` nor a list of entity tags: ignored, the full answer is never wrong."""
-    if not values:
+    try:
+        return _named(values, weak=True)
+    except BadIfMatch:
         return None
-    joined = ", ".join(values)
-    if not _FIELD.fullmatch(joined):
-        return None
-    if joined.strip(" \t") == ANY:
-        return frozenset({ANY})
-    return frozenset(opaque for _, opaque in _TAGS.findall(joined))
 
 
 def not_modified(named: frozenset[str] | None, revision: str) -> bool:
     """If-None-Match is false for the record at `revision` (it exists: `*` names it): 304."""
-    return named is not None and (ANY in named or revision in named)
+    return named is not None and allows(named, revision)
